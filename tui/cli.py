@@ -1,0 +1,188 @@
+"""argv -> Config -> the App or a headless command.
+
+Every error a user can cause ends in one line on stderr and exit code 2; never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tui import __version__
+from tui.config import Config, TargetError, UsageError, default_state_dir, resolve_target
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+SUBCOMMANDS = ("monitor", "demo", "snapshot", "check", "fix", "report", "checklists")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise UsageError(message)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return v
+
+
+def _add_common(p: argparse.ArgumentParser, top: bool) -> None:
+    d = {} if top else {"default": argparse.SUPPRESS}
+    g = p.add_argument_group("connection and safety")
+    g.add_argument("--dsn", help="target database (else DATABASE_URL, else PGHOST/PGPORT/PGUSER/PGDATABASE...)", **d)
+    g.add_argument("--read-only", action="store_true", help="refuse every write to the database", **d)
+    g.add_argument("--state-dir", type=Path, metavar="DIR",
+                   help="checklist state and audit log (env PGPREFLIGHT_STATE_DIR)", **d)
+    g.add_argument("--connect-timeout", type=_positive_float, metavar="SECONDS", help="default 5", **d)
+    g.add_argument("--no-color", action="store_true", help="no colours (NO_COLOR is respected too)", **d)
+    g.add_argument("--checklist", metavar="NAME|PATH", help="bundled checklist name or a TOML file", **d)
+    g.add_argument("--app-root", type=Path, metavar="DIR", help="the app's files, for file probes (default .)", **d)
+    g.add_argument("--backup-dir", type=Path, metavar="DIR", help="where backup tests write dumps", **d)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="pgpreflight",
+        description="Launch-day PostgreSQL monitor with a self-verifying launch checklist.",
+        epilog="Without a subcommand, 'monitor' runs. Exit codes: 0 ok, 1 a check failed, 2 usage or connection error.",
+    )
+    p.add_argument("--version", action="version", version=f"pgpreflight {__version__}")
+    _add_common(p, top=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    m = sub.add_parser("monitor", help="the live TUI (default)")
+    _add_common(m, top=False)
+    m.add_argument("--refresh", type=_positive_float, metavar="SECONDS", default=argparse.SUPPRESS,
+                   help="live refresh interval (default 2)")
+
+    d = sub.add_parser("demo", help="start a throwaway database with the images-mvp app and watch it")
+    _add_common(d, top=False)
+    d.add_argument("--no-ui", action="store_true",
+                   help="print the DSN as the first line of stdout and keep running until SIGINT/SIGTERM")
+    d.add_argument("--refresh", type=_positive_float, metavar="SECONDS", default=argparse.SUPPRESS)
+    d.add_argument("--no-workload", action="store_true", help="no background workload")
+
+    s = sub.add_parser("snapshot", help="one poll of every pane, printed")
+    _add_common(s, top=False)
+    s.add_argument("--format", choices=("json", "text"), default="text")
+
+    c = sub.add_parser("check", help="run the checklist headless (exit 1 when an item fails)")
+    _add_common(c, top=False)
+    c.add_argument("--format", choices=("text", "json", "junit", "markdown"), default="text")
+
+    f = sub.add_parser("fix", help="run the fix of a checklist item")
+    _add_common(f, top=False)
+    f.add_argument("item_id", metavar="ITEM_ID")
+    f.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    f.add_argument("--yes", action="store_true", help="run without asking (required with no terminal)")
+    f.add_argument("--restore-dsn", help="backup_test: restore onto this server instead")
+
+    r = sub.add_parser("report", help="write a Markdown sign-off report")
+    _add_common(r, top=False)
+    r.add_argument("--output", "-o", type=Path, help="file to write (default stdout)")
+
+    cl = sub.add_parser("checklists", help="list the bundled checklists")
+    _add_common(cl, top=False)
+    return p
+
+
+def make_config(args: argparse.Namespace, target=None) -> Config:
+    env_state = os.environ.get("PGPREFLIGHT_STATE_DIR")
+    state_dir = args.state_dir or (Path(env_state) if env_state else default_state_dir())
+    no_color = bool(args.no_color or os.environ.get("NO_COLOR"))
+    kw = {}
+    if getattr(args, "refresh", None):
+        kw["refresh"] = args.refresh
+    return Config(
+        target=target if target is not None else resolve_target(args.dsn),
+        read_only=bool(args.read_only),
+        state_dir=Path(state_dir).expanduser(),
+        connect_timeout=args.connect_timeout or 5.0,
+        checklist=args.checklist,
+        app_root=(args.app_root or Path.cwd()).expanduser(),
+        backup_dir=args.backup_dir.expanduser() if args.backup_dir else None,
+        no_color=no_color,
+        **kw,
+    )
+
+
+async def check_target(cfg: Config) -> dict:
+    """Connect once to prove the target is good; return its identity."""
+    from tui.db.connect import connect
+
+    conn = await connect(cfg.target, timeout=cfg.connect_timeout, role="check",
+                         statement_timeout_ms=cfg.statement_timeout_ms)
+    try:
+        row = await conn.fetchrow(
+            "SELECT current_setting('server_version_num')::int AS version_num, current_database() AS database, "
+            "(SELECT system_identifier FROM pg_control_system()) AS system_identifier"
+        )
+        return dict(row)
+    finally:
+        await conn.close()
+
+
+def run_monitor(cfg: Config) -> int:
+    asyncio.run(check_target(cfg))
+    from tui.screens.app import PreflightApp
+
+    PreflightApp(cfg).run()
+    return EXIT_OK
+
+
+def _not_yet(name: str) -> int:
+    print(f"pgpreflight: '{name}' is not yet available in this version", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    cmd = args.command or "monitor"
+    if cmd == "demo":
+        from tui.demo.run import run_demo
+
+        return run_demo(args)
+    if cmd == "checklists":
+        return _not_yet(cmd)
+    cfg = make_config(args)
+    if cmd == "monitor":
+        return run_monitor(cfg)
+    return _not_yet(cmd)
+
+
+def _normalise_argv(argv: list[str]) -> list[str]:
+    """Global flags may come before or after the subcommand; no subcommand means monitor."""
+    if not any(a in SUBCOMMANDS for a in argv) and not any(a in ("-h", "--help", "--version") for a in argv):
+        return ["monitor", *argv]
+    return argv
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(_normalise_argv(argv))
+        for key in ("dsn", "read_only", "state_dir", "connect_timeout", "no_color", "checklist", "app_root",
+                    "backup_dir"):
+            if not hasattr(args, key):
+                setattr(args, key, None)
+        return dispatch(args)
+    except UsageError as e:
+        print(f"pgpreflight: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except TargetError as e:
+        print(f"pgpreflight: cannot connect to {e.target}: {e.reason}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("pgpreflight: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

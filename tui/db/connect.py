@@ -1,0 +1,78 @@
+"""Opening the tool's own sessions: application_name, statement_timeout, and one clear
+line for every way a target can be bad. No textual here."""
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl as _ssl
+
+import asyncpg
+
+from tui.config import Target, TargetError
+
+APP_NAME = "pgpreflight"
+
+
+def describe_error(exc: BaseException, timeout: float) -> str:
+    """The reason part of the one line a user sees; never includes a password."""
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return f"timed out after {timeout:g} s (is the server up and reachable?)"
+    if isinstance(exc, socket.gaierror):
+        return "unknown host (name resolution failed)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (nothing listens on that host and port)"
+    if isinstance(exc, FileNotFoundError):
+        return "no server socket there (is the server running, and is the socket directory right?)"
+    if isinstance(exc, asyncpg.InvalidPasswordError):
+        return "authentication failed (wrong user or password)"
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return "database does not exist"
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        msg = str(exc)
+        if "not permitted to log in" in msg:
+            return "role is not permitted to log in (it needs LOGIN)"
+        if "does not exist" in msg:
+            return "role does not exist"
+        return f"not authorized: {msg.splitlines()[0]}"
+    if isinstance(exc, asyncpg.TooManyConnectionsError):
+        return "too many connections (the server has no free connection slot)"
+    if isinstance(exc, asyncpg.CannotConnectNowError):
+        return f"server is not accepting connections now ({str(exc).splitlines()[0]})"
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, _ssl.SSLError):
+        return f"SSL error: {exc.reason or exc}"
+    if isinstance(exc, ConnectionError):
+        return f"connection failed ({type(exc).__name__})"
+    if isinstance(exc, OSError):
+        return f"connection failed: {exc.strerror or exc}"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text
+
+
+async def connect(
+    target: Target,
+    *,
+    timeout: float = 5.0,
+    role: str = "",
+    statement_timeout_ms: int | None = 5000,
+    lock_timeout_ms: int | None = None,
+    extra_settings: dict | None = None,
+) -> asyncpg.Connection:
+    """One session of the tool. ``role`` suffixes the application_name (pgpreflight/poll)."""
+    settings = {"application_name": f"{APP_NAME}/{role}" if role else APP_NAME}
+    if statement_timeout_ms is not None:
+        settings["statement_timeout"] = str(int(statement_timeout_ms))
+    if lock_timeout_ms is not None:
+        settings["lock_timeout"] = str(int(lock_timeout_ms))
+    if extra_settings:
+        settings.update(extra_settings)
+    try:
+        return await asyncio.wait_for(
+            asyncpg.connect(**target.connect_kwargs(), timeout=timeout, server_settings=settings),
+            timeout=timeout + 0.5,
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # every way it can fail becomes one clear line
+        raise TargetError(target.display, describe_error(exc, timeout)) from None

@@ -1,0 +1,51 @@
+"""Formatting helpers shared by widgets, text output and reports. Pure Python."""
+from __future__ import annotations
+
+import re
+
+import humanize
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+
+
+def size(n: int | float | None) -> str:
+    if n is None:
+        return "—"
+    return humanize.naturalsize(n, binary=True, format="%.1f")
+
+
+def duration(seconds: float | None) -> str:
+    """Compact age: 45s, 12m03s, 3h04m, 2d05h."""
+    if seconds is None:
+        return "—"
+    s = int(max(0, seconds))
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    if h < 48:
+        return f"{h}h{m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d{h:02d}h"
+
+
+def ratio(x: float | None) -> str:
+    return "—" if x is None else f"{x * 100:.1f}%"
+
+
+def clean_text(text: str | None, limit: int = 10_000) -> str:
+    """Make text from the database safe for a terminal: no ANSI escapes, no control
+    characters (newlines and tabs folded to spaces), and at most ``limit`` characters."""
+    if not text:
+        return ""
+    if len(text) > limit * 4:
+        text = text[: limit * 4]
+    text = _ANSI.sub("", text)
+    text = text.replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
+    text = _CONTROL.sub("\ufffd", text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text

@@ -1,0 +1,104 @@
+"""The header: server, uptime, size and growth, connections, TPS, cache hit, link state."""
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.widgets import Static
+
+from tui.model import format as fmt
+from tui.model.snapshot import ConnectionState, ServerInfo
+
+
+class ServerHeader(Static):
+    DEFAULT_CSS = """
+    ServerHeader {
+        height: 2;
+        padding: 0 1;
+        background: $panel;
+    }
+    """
+
+    def __init__(self, target_display: str, refresh_s: float, **kw) -> None:
+        super().__init__("", **kw)
+        self.target_display = target_display
+        self.refresh_s = refresh_s
+        self.info: ServerInfo | None = None
+        self.state = ConnectionState("connecting", "connecting…")
+        self.paused = False
+        self.read_only = False
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._tick)
+        self._redraw()
+
+    def _tick(self) -> None:
+        # ages and the reconnect countdown move even without a new poll
+        if self.state.status != "connected" or self.paused:
+            self._redraw()
+
+    def show(self, info: ServerInfo | None = None, state: ConnectionState | None = None) -> None:
+        if info is not None:
+            self.info = info
+        if state is not None:
+            self.state = state
+        self._redraw()
+
+    def render_text(self) -> Text:
+        i, st = self.info, self.state
+        line1 = Text(no_wrap=True, overflow="ellipsis")
+        line1.append("pgpreflight ", style="bold")
+        line1.append(self.target_display, style="bold cyan")
+        if i is not None:
+            line1.append(f"  PG {i.version.split()[0]}")
+            if i.in_recovery:
+                line1.append(" standby", style="bold yellow")
+            line1.append(f"  up {fmt.duration(i.uptime_s)}")
+            line1.append(f"  db {fmt.size(i.database_bytes)}")
+            if i.database_growth_bps is not None:
+                line1.append(f" ({'+' if i.database_growth_bps >= 0 else ''}{fmt.size(i.database_growth_bps * 60)}/min)")
+        line2 = Text(no_wrap=True, overflow="ellipsis")
+        if st.status == "connected":
+            line2.append("● connected", style="bold green")
+        elif st.status == "connecting":
+            line2.append("○ connecting…", style="bold yellow")
+        else:
+            retry = ""
+            if st.retry_in_s is not None:
+                retry = f" — reconnecting in {max(0, int(round(st.retry_in_s - (time.monotonic() - self._state_since()))))} s"
+            line2.append(f"✖ disconnected{retry}", style="bold red")
+            if st.message:
+                line2.append(f" ({st.message})", style="red")
+        if i is not None:
+            used, usable = i.connections, i.usable_connections
+            share = used / usable if usable else 0
+            style = "bold red" if share >= 0.9 else "yellow" if share >= 0.75 else ""
+            line2.append("  conns ")
+            line2.append(f"{used}/{usable}", style=style)
+            line2.append(f" (max {i.max_connections}, {i.reserved_connections} reserved)")
+            line2.append(f"  tps {i.tps:.0f}" if i.tps is not None else "  tps —")
+            line2.append(f"  hit {fmt.ratio(i.cache_hit_ratio)}")
+            if st.status != "connected" and st.last_ok_at is not None:
+                line2.append(f"  STALE {fmt.duration(time.monotonic() - st.last_ok_at)} old", style="bold reverse yellow")
+        line2.append(f"  every {self.refresh_s:g}s")
+        if self.paused:
+            line2.append("  PAUSED", style="bold reverse")
+        if self.read_only:
+            line2.append("  READ-ONLY", style="bold magenta")
+        out = Text(no_wrap=True, overflow="ellipsis")
+        out.append_text(line1)
+        out.append("\n")
+        out.append_text(line2)
+        return out
+
+    _since: float = 0.0
+    _since_key: object = None
+
+    def _state_since(self) -> float:
+        if self._since_key is not self.state:
+            self._since_key = self.state
+            self._since = time.monotonic()
+        return self._since
+
+    def _redraw(self) -> None:
+        self.update(self.render_text())
