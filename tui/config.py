@@ -207,7 +207,7 @@ def resolve_target(dsn: str | None = None, env: dict | None = None) -> Target:
     env = dict(os.environ if env is None else env)
     params: dict = {}
     source = "environment"
-    if dsn:
+    if dsn is not None:
         params = parse_dsn(dsn)
         source = "--dsn"
     elif env.get("DATABASE_URL"):

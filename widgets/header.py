@@ -16,6 +16,8 @@ class ServerHeader(Static):
         height: 2;
         padding: 0 1;
         background: $panel;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     """
 
