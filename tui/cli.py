@@ -137,6 +137,26 @@ def run_monitor(cfg: Config) -> int:
     return EXIT_OK
 
 
+def run_snapshot(cfg: Config, fmt_name: str) -> int:
+    """One poll of every pane, printed as JSON or text."""
+    import json
+
+    from tui.db.snapshot import take_snapshot
+
+    async def _take():
+        await check_target(cfg)
+        return await take_snapshot(cfg)
+
+    snap = asyncio.run(_take())
+    if fmt_name == "json":
+        sys.stdout.write(json.dumps(snap.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        from tui.model.snapshot_text import render_text
+
+        sys.stdout.write(render_text(snap))
+    return EXIT_OK
+
+
 def _not_yet(name: str) -> int:
     print(f"pgpreflight: '{name}' is not yet available in this version", file=sys.stderr)
     return EXIT_USAGE
@@ -153,6 +173,8 @@ def dispatch(args: argparse.Namespace) -> int:
     cfg = make_config(args)
     if cmd == "monitor":
         return run_monitor(cfg)
+    if cmd == "snapshot":
+        return run_snapshot(cfg, args.format)
     return _not_yet(cmd)
 
 

@@ -2,11 +2,23 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 
 import asyncpg
 
 from tui.db import sql
-from tui.model.snapshot import ServerInfo
+from tui.model.format import clean_text
+from tui.model.snapshot import (
+    HIDDEN_QUERY, ConnectionsSnapshot, ServerInfo, Session, SlowQueriesSnapshot, Statement, TablesSnapshot, TableStat,
+)
+
+
+# Inline statements carry the same marker as the .sql files, so pg_stat_statements views leave them out.
+VERSION_SQL = "-- pgpreflight\nSELECT current_setting('server_version_num')::int"
+ROLE_SQL = "-- pgpreflight\nSELECT current_user"
+MAX_CONN_SQL = "-- pgpreflight\nSELECT current_setting('max_connections')::int"
+PRELOADED_SQL = ("-- pgpreflight\nSELECT 'pg_stat_statements' = ANY (string_to_array(replace("
+                 "current_setting('shared_preload_libraries'), ' ', ''), ','))")
 
 
 class ServerPoller:
@@ -20,7 +32,7 @@ class ServerPoller:
 
     async def poll(self, conn: asyncpg.Connection, with_size: bool = False) -> ServerInfo:
         if self.version_num is None:
-            self.version_num = int(await conn.fetchval("SELECT current_setting('server_version_num')::int"))
+            self.version_num = int(await conn.fetchval(VERSION_SQL))
         row = await conn.fetchrow(sql.get("server_info", self.version_num))
         now = time.monotonic()
         if with_size or self._size_sample is None:
@@ -49,3 +61,233 @@ class ServerPoller:
         )
         self._prev = info
         return info
+
+
+# -- the panes' pollers ----------------------------------------------------------------
+
+SESSION_LIMIT = 200  # rows listed; the rest is counted
+PGSS_FIX = ("add pg_stat_statements to shared_preload_libraries, restart the server, "
+            "then run CREATE EXTENSION pg_stat_statements")
+
+
+class OptionalParts:
+    """pg_activity's habit: an optional query that fails on privileges or a timeout switches
+    itself off once, with one notice, instead of failing every refresh."""
+
+    OFF_ERRORS = (asyncpg.InsufficientPrivilegeError, asyncpg.QueryCanceledError)
+
+    def __init__(self) -> None:
+        self.off: dict[str, str] = {}
+        self._notices: list[str] = []
+
+    def turn_off(self, part: str, exc: BaseException) -> None:
+        if part in self.off:
+            return
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, asyncpg.QueryCanceledError):
+            reason = "it timed out"
+        self.off[part] = reason
+        self._notices.append(f"{part} turned off: {reason}")
+
+    def take_notices(self) -> tuple[str, ...]:
+        out, self._notices = tuple(self._notices), []
+        return out
+
+
+def _hidden_query(role: str) -> str:
+    return HIDDEN_QUERY.format(role=quote_ident_py(role))
+
+
+def quote_ident_py(name: str) -> str:
+    """PostgreSQL identifier quoting for display (the server's quote_ident does it in SQL)."""
+    import re as _re
+
+    if _re.fullmatch(r"[a-z_][a-z0-9_$]*", name or ""):
+        return name
+    return '"' + (name or "").replace('"', '""') + '"'
+
+
+class ConnectionsPoller:
+    def __init__(self, limit: int = SESSION_LIMIT) -> None:
+        self.limit = limit
+        self.version_num: int | None = None
+        self.role: str | None = None
+        self.parts = OptionalParts()
+
+    async def poll(self, conn: asyncpg.Connection, include_idle: bool = False) -> ConnectionsSnapshot:
+        if self.version_num is None:
+            self.version_num = int(await conn.fetchval(VERSION_SQL))
+            self.role = await conn.fetchval(ROLE_SQL)
+        counts = await conn.fetch(sql.get("connections_summary", self.version_num))
+        rows = await conn.fetch(sql.get("sessions_all" if include_idle else "sessions", self.version_num), self.limit)
+        max_conn = int(await conn.fetchval(MAX_CONN_SQL))
+        return build_connections(counts, rows, max_conn, include_idle, self.role or "current_user", self.limit)
+
+
+def build_connections(counts, rows, max_connections: int, include_idle: bool, role: str,
+                      limit: int = SESSION_LIMIT) -> ConnectionsSnapshot:
+    by: dict[str, list[tuple[str, int]]] = {"state": [], "database": [], "application": [], "user": []}
+    total = 0
+    for r in counts:
+        flags = [k for k in ("state", "database", "application", "user") if r[f"is_{k}"]]
+        if not flags:
+            total = r["n"]
+            continue
+        key = flags[0]
+        label = r[key] or ("(none)" if key != "state" else "(hidden)")
+        by[key].append((label, r["n"]))
+    for k in by:
+        by[k].sort(key=lambda kv: (-kv[1], kv[0]))
+    sessions = []
+    listed_total = 0
+    for r in rows:
+        listed_total = r["total"]
+        q = r["query"]
+        hidden = q == "<insufficient privilege>"
+        sessions.append(Session(
+            pid=r["pid"], database=r["database"], user=r["user"], application_name=clean_text(r["application_name"], 200),
+            client_addr=r["client_addr"], state=r["state"], wait_event_type=r["wait_event_type"],
+            wait_event=r["wait_event"], blocked_by=tuple(r["blocked_by"] or ()), xact_age_s=r["xact_age_s"],
+            query_age_s=r["query_age_s"], state_age_s=r["state_age_s"],
+            query=_hidden_query(role) if hidden else clean_text(q, 4000), query_hidden=hidden,
+        ))
+    return ConnectionsSnapshot(
+        total=total, max_connections=max_connections,
+        by_state=tuple(by["state"]), by_database=tuple(by["database"]),
+        by_application=tuple(by["application"]), by_user=tuple(by["user"]),
+        sessions=tuple(sessions), sessions_omitted=max(0, listed_total - len(sessions)),
+        includes_idle=include_idle, polled_at=time.monotonic(),
+    )
+
+
+class SlowQueriesPoller:
+    """Top statements with deltas since the previous poll and over the last minute."""
+
+    MINUTE = 60.0
+
+    def __init__(self) -> None:
+        self.version_num: int | None = None
+        self.role: str | None = None
+        self.parts = OptionalParts()
+        self._pgss: str | None = None  # quoted schema of the extension, once found
+        self._history: deque[tuple[float, dict[str, tuple[int, float]]]] = deque()
+
+    async def _locate(self, conn: asyncpg.Connection) -> str:
+        """'' when usable, else the message saying why not and naming the fix."""
+        row = await conn.fetchrow(sql.get("pgss_location", self.version_num))
+        if row is None:
+            preloaded = await conn.fetchval(PRELOADED_SQL)
+            if preloaded:
+                return "pg_stat_statements is loaded but not created in this database: run CREATE EXTENSION pg_stat_statements"
+            return f"pg_stat_statements is not installed: {PGSS_FIX}"
+        if not row["preloaded"]:
+            return (f"pg_stat_statements is created but not in shared_preload_libraries: add it there and "
+                    f"restart the server")
+        self._pgss = row["schema"]
+        return ""
+
+    async def poll(self, conn: asyncpg.Connection) -> SlowQueriesSnapshot:
+        if self.version_num is None:
+            self.version_num = int(await conn.fetchval(VERSION_SQL))
+            self.role = await conn.fetchval(ROLE_SQL)
+        message = ""
+        if "pg_stat_statements" in self.parts.off:
+            message = f"pg_stat_statements turned off ({self.parts.off['pg_stat_statements']})"
+        elif self._pgss is None:
+            message = await self._locate(conn)
+        if not message:
+            text = sql.get("statements", self.version_num).replace("{pgss}", self._pgss)
+            try:
+                rows = await conn.fetch(text)
+            except asyncpg.ObjectNotInPrerequisiteStateError:
+                self._pgss = None
+                message = f"pg_stat_statements is not loaded: {PGSS_FIX}"
+            except (asyncpg.UndefinedTableError, asyncpg.UndefinedFunctionError):
+                self._pgss = None
+                message = f"pg_stat_statements is not installed: {PGSS_FIX}"
+            except OptionalParts.OFF_ERRORS as e:
+                self.parts.turn_off("pg_stat_statements", e)
+                message = f"pg_stat_statements turned off ({self.parts.off['pg_stat_statements']})"
+            else:
+                return self._from_pgss(rows)
+        rows = await conn.fetch(sql.get("long_running", self.version_num))
+        stmts = []
+        for r in rows:
+            q = r["query"]
+            hidden = q == "<insufficient privilege>"
+            age_ms = (r["age_s"] or 0.0) * 1000
+            stmts.append(Statement(
+                key=f"pid:{r['pid']}", query=_hidden_query(self.role or "") if hidden else clean_text(q, 8000),
+                calls=1, rows=0, mean_ms=age_ms, total_ms=age_ms, database=r["database"], user=r["user"],
+                pid=r["pid"], age_s=r["age_s"],
+            ))
+        return SlowQueriesSnapshot("pg_stat_activity", tuple(stmts), message=message, polled_at=time.monotonic())
+
+    def _from_pgss(self, rows) -> SlowQueriesSnapshot:
+        now = time.monotonic()
+        sample = {r["queryid"]: (int(r["calls"]), float(r["total_ms"])) for r in rows}
+        prev = self._history[-1] if self._history else None
+        minute = None
+        for t, s in self._history:  # the oldest sample at least a minute old, else the oldest
+            if now - t >= self.MINUTE:
+                minute = (t, s)
+        if minute is None and self._history:
+            minute = self._history[0]
+        all_ms = None
+        stmts = []
+        for r in rows:
+            all_ms = float(r["all_ms"] or 0.0)
+            qid = r["queryid"]
+            calls, total = sample[qid]
+            ic = ims = mc = mms = None
+            if prev is not None:
+                pc, pt = prev[1].get(qid, (0, 0.0))
+                ic, ims = max(0, calls - pc), max(0.0, total - pt)
+            if minute is not None:
+                pc, pt = minute[1].get(qid, (0, 0.0))
+                mc, mms = max(0, calls - pc), max(0.0, total - pt)
+            stmts.append(Statement(
+                key=qid, query=clean_text(r["query"], 8000), calls=calls, rows=int(r["rows"]),
+                mean_ms=float(r["mean_ms"]), total_ms=total, share=(total / all_ms) if all_ms else None,
+                cache_hit_ratio=r["cache_hit_ratio"], database=r["database"], user=r["user"],
+                interval_calls=ic, interval_ms=ims, interval_s=(now - prev[0]) if prev else None,
+                minute_calls=mc, minute_ms=mms,
+            ))
+        self._history.append((now, sample))
+        while len(self._history) > 2 and now - self._history[1][0] >= self.MINUTE:
+            self._history.popleft()
+        return SlowQueriesSnapshot("pg_stat_statements", tuple(stmts), total_ms=all_ms, polled_at=now)
+
+
+class TablesPoller:
+    """Top tables by size and the database size; growth from successive polls."""
+
+    def __init__(self) -> None:
+        self.version_num: int | None = None
+        self._prev: dict[tuple[str, str], tuple[float, int]] = {}
+
+    async def poll(self, conn: asyncpg.Connection) -> TablesSnapshot:
+        if self.version_num is None:
+            self.version_num = int(await conn.fetchval(VERSION_SQL))
+        rows = await conn.fetch(sql.get("tables", self.version_num))
+        db_bytes = await conn.fetchval(sql.get("database_size", self.version_num))
+        now = time.monotonic()
+        tables = []
+        seen = {}
+        for r in rows:
+            key = (r["schema"], r["name"])
+            total = int(r["total_bytes"])
+            growth = None
+            if key in self._prev and now > self._prev[key][0]:
+                t0, b0 = self._prev[key]
+                growth = (total - b0) / (now - t0) * 60.0
+            seen[key] = (now, total)
+            tables.append(TableStat(
+                schema=r["schema"], name=r["name"], qualified_name=r["qualified_name"], total_bytes=total,
+                table_bytes=int(r["table_bytes"]), index_bytes=int(r["index_bytes"]), toast_bytes=int(r["toast_bytes"]),
+                est_rows=r["est_rows"], seq_scan=r["seq_scan"], idx_scan=r["idx_scan"], dead_rows=r["dead_rows"],
+                last_autovacuum=r["last_autovacuum"], growth_bytes_per_min=growth,
+            ))
+        self._prev = seen
+        return TablesSnapshot(database_bytes=int(db_bytes) if db_bytes is not None else None,
+                              tables=tuple(tables), polled_at=now)

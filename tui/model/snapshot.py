@@ -46,3 +46,280 @@ class ConnectionState:
     message: str = ""
     retry_in_s: float | None = None
     last_ok_at: float | None = None  # monotonic time of the last good poll
+
+
+HIDDEN_QUERY = "<hidden: GRANT pg_read_all_stats TO {role}>"
+
+
+@dataclass(frozen=True)
+class Session:
+    """One client backend from pg_stat_activity (never the tool's own)."""
+
+    pid: int
+    database: str | None
+    user: str | None
+    application_name: str
+    client_addr: str | None
+    state: str | None
+    wait_event_type: str | None
+    wait_event: str | None
+    blocked_by: tuple[int, ...]
+    xact_age_s: float | None
+    query_age_s: float | None
+    state_age_s: float | None
+    query: str  # cleaned (tui.model.format.clean_text); HIDDEN_QUERY when not visible to us
+    query_hidden: bool = False
+
+    @property
+    def is_idle(self) -> bool:
+        return self.state == "idle"
+
+    @property
+    def is_idle_in_xact(self) -> bool:
+        return bool(self.state) and self.state.startswith("idle in transaction")
+
+    @property
+    def age_s(self) -> float:
+        """What the session table orders by: transaction age, else query age."""
+        return self.xact_age_s if self.xact_age_s is not None else (self.query_age_s or 0.0)
+
+    def to_dict(self) -> dict:
+        return {
+            "pid": self.pid, "database": self.database, "user": self.user,
+            "application_name": self.application_name, "client_addr": self.client_addr,
+            "state": self.state, "wait_event_type": self.wait_event_type, "wait_event": self.wait_event,
+            "blocked_by": list(self.blocked_by), "xact_age_s": _r(self.xact_age_s),
+            "query_age_s": _r(self.query_age_s), "state_age_s": _r(self.state_age_s),
+            "query": self.query, "query_hidden": self.query_hidden,
+        }
+
+
+def _r(x: float | None, nd: int = 3) -> float | None:
+    return None if x is None else round(float(x), nd)
+
+
+@dataclass(frozen=True)
+class ConnectionsSnapshot:
+    total: int
+    max_connections: int
+    by_state: tuple[tuple[str, int], ...]
+    by_database: tuple[tuple[str, int], ...]
+    by_application: tuple[tuple[str, int], ...]
+    by_user: tuple[tuple[str, int], ...]
+    sessions: tuple[Session, ...]  # oldest first
+    sessions_omitted: int = 0  # what the LIMIT left out
+    includes_idle: bool = False
+    polled_at: float = 0.0
+
+    def blocking_chains(self) -> list[tuple[int, int]]:
+        """(depth, pid) in tree order: roots are sessions that block others but wait on nobody listed."""
+        blockers: dict[int, list[int]] = {}
+        for s in self.sessions:
+            for b in s.blocked_by:
+                blockers.setdefault(b, []).append(s.pid)
+        if not blockers:
+            return []
+        waiting = {s.pid for s in self.sessions if s.blocked_by}
+        roots = sorted(p for p in blockers if p not in waiting) or sorted(blockers)
+        out: list[tuple[int, int]] = []
+        seen: set[int] = set()
+
+        def walk(pid: int, depth: int) -> None:
+            if pid in seen:
+                return
+            seen.add(pid)
+            out.append((depth, pid))
+            for child in sorted(blockers.get(pid, ())):
+                walk(child, depth + 1)
+
+        for r in roots:
+            walk(r, 0)
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "total": self.total, "max": self.max_connections,
+            "by_state": dict(self.by_state), "by_database": dict(self.by_database),
+            "by_application": dict(self.by_application), "by_user": dict(self.by_user),
+            "sessions": [s.to_dict() for s in self.sessions],
+            "sessions_omitted": self.sessions_omitted,
+        }
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A pg_stat_statements entry (or, in fallback, a long-running pg_stat_activity query)."""
+
+    key: str  # queryid (or "pid:N" in fallback): the stable row id
+    query: str
+    calls: int
+    rows: int
+    mean_ms: float
+    total_ms: float
+    share: float | None = None  # of all statements' total time
+    cache_hit_ratio: float | None = None
+    database: str | None = None
+    user: str | None = None
+    interval_calls: int | None = None  # since the previous poll
+    interval_ms: float | None = None
+    interval_s: float | None = None
+    minute_calls: int | None = None  # over (about) the last minute
+    minute_ms: float | None = None
+    pid: int | None = None  # fallback only
+    age_s: float | None = None  # fallback only
+
+    def to_dict(self) -> dict:
+        d = {
+            "query": self.query, "calls": self.calls, "rows": self.rows,
+            "mean_ms": _r(self.mean_ms), "total_ms": _r(self.total_ms),
+            "share": _r(self.share, 5), "cache_hit_ratio": _r(self.cache_hit_ratio, 5),
+            "database": self.database, "user": self.user,
+        }
+        if self.key.startswith("pid:"):
+            d.update(pid=self.pid, age_s=_r(self.age_s))
+        else:
+            d["queryid"] = self.key
+        return d
+
+
+@dataclass(frozen=True)
+class SlowQueriesSnapshot:
+    source: str  # "pg_stat_statements" | "pg_stat_activity"
+    statements: tuple[Statement, ...]
+    message: str = ""  # why the fallback, and the fix
+    total_ms: float | None = None  # all statements, since reset
+    polled_at: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "message": self.message or None, "total_ms": _r(self.total_ms),
+                "statements": [s.to_dict() for s in self.statements]}
+
+
+LARGE_TABLE_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TableStat:
+    schema: str
+    name: str
+    qualified_name: str  # quote_ident(schema).quote_ident(name), from the server
+    total_bytes: int
+    table_bytes: int
+    index_bytes: int
+    toast_bytes: int
+    est_rows: int | None
+    seq_scan: int | None
+    idx_scan: int | None
+    dead_rows: int | None
+    last_autovacuum: datetime | None
+    growth_bytes_per_min: float | None = None
+
+    @property
+    def mostly_seq_scanned(self) -> bool:
+        """A large table read mostly by sequential scans: likely a missing index."""
+        seq, idx = self.seq_scan or 0, self.idx_scan or 0
+        return self.total_bytes >= LARGE_TABLE_BYTES and seq > 10 and seq > idx
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": self.schema, "name": self.name, "qualified_name": self.qualified_name,
+            "total_bytes": self.total_bytes, "table_bytes": self.table_bytes, "index_bytes": self.index_bytes,
+            "toast_bytes": self.toast_bytes, "est_rows": self.est_rows, "seq_scan": self.seq_scan,
+            "idx_scan": self.idx_scan, "dead_rows": self.dead_rows,
+            "last_autovacuum": self.last_autovacuum.isoformat() if self.last_autovacuum else None,
+            "growth_bytes_per_min": _r(self.growth_bytes_per_min, 1),
+            "mostly_seq_scanned": self.mostly_seq_scanned,
+        }
+
+
+@dataclass(frozen=True)
+class TablesSnapshot:
+    database_bytes: int | None
+    tables: tuple[TableStat, ...]
+    polled_at: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"database_bytes": self.database_bytes, "tables": [t.to_dict() for t in self.tables]}
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    label: str  # "data directory" | "backup directory"
+    path: str
+    total: int
+    used: int
+    free: int
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.used / self.total if self.total else 0.0
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "path": self.path, "total_bytes": self.total, "used_bytes": self.used,
+                "free_bytes": self.free, "percent": round(self.percent, 1)}
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    cpu_percent: float | None
+    cpu_count: int
+    load: tuple[float, float, float] | None
+    mem_total: int
+    mem_used: int
+    mem_available: int
+    swap_used: int
+    disks: tuple[DiskUsage, ...] = ()
+    notes: tuple[str, ...] = ()  # e.g. "data directory not readable"
+    polled_at: float = 0.0
+
+    @property
+    def mem_percent(self) -> float:
+        return 100.0 * (self.mem_total - self.mem_available) / self.mem_total if self.mem_total else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "cpu_percent": _r(self.cpu_percent, 1), "cpu_count": self.cpu_count,
+            "load": list(self.load) if self.load else None,
+            "memory": {"total_bytes": self.mem_total, "used_bytes": self.mem_used,
+                       "available_bytes": self.mem_available, "percent": round(self.mem_percent, 1),
+                       "swap_used_bytes": self.swap_used},
+            "disks": [d.to_dict() for d in self.disks], "notes": list(self.notes),
+        }
+
+
+REMOTE_HOST_MESSAGE = "host metrics unavailable for a remote server"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One poll of every pane: what `pgpreflight snapshot` prints and canned UI tests draw."""
+
+    target: str  # redacted display form
+    taken_at: datetime
+    server: ServerInfo | None
+    connections: ConnectionsSnapshot | None
+    slow_queries: SlowQueriesSnapshot | None
+    tables: TablesSnapshot | None
+    host: HostSnapshot | None  # None for a remote server
+    host_message: str = ""
+    notices: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        s = self.server
+        return {
+            "target": self.target,
+            "taken_at": self.taken_at.isoformat(),
+            "server": None if s is None else {
+                "version": s.version, "version_num": s.version_num, "database": s.database,
+                "started_at": s.started_at.isoformat(), "uptime_s": round(s.uptime_s, 1),
+                "max_connections": s.max_connections, "reserved_connections": s.reserved_connections,
+                "connections": s.connections, "in_recovery": s.in_recovery,
+                "database_bytes": s.database_bytes, "cache_hit_ratio": _r(s.cache_hit_ratio, 5),
+            },
+            "connections": self.connections.to_dict() if self.connections else None,
+            "slow_queries": self.slow_queries.to_dict() if self.slow_queries else None,
+            "tables": self.tables.to_dict() if self.tables else None,
+            "host": self.host.to_dict() if self.host else None,
+            "host_message": self.host_message or None,
+            "notices": list(self.notices),
+        }

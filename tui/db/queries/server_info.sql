@@ -1,4 +1,4 @@
--- Header figures: one row, no parameters (a generic plan must not hide cost behind a CASE).
+-- pgpreflight: Header figures: one row, no parameters (a generic plan must not hide cost behind a CASE).
 SELECT current_setting('server_version')                  AS version,
        current_setting('server_version_num')::int         AS version_num,
        pg_postmaster_start_time()                         AS started_at,

@@ -1,4 +1,4 @@
--- Header figures for 16+: reserved_connections (pg_use_reserved_connections) counts too.
+-- pgpreflight: Header figures for 16+: reserved_connections (pg_use_reserved_connections) counts too.
 SELECT current_setting('server_version')                  AS version,
        current_setting('server_version_num')::int         AS version_num,
        pg_postmaster_start_time()                         AS started_at,

@@ -1,0 +1,44 @@
+"""`pgpreflight snapshot`: one poll of every pane, as a frozen Snapshot. No textual."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import asyncpg
+
+from tui.config import Config
+from tui.db import sql
+from tui.db.connect import connect
+from tui.db.host import HostPoller
+from tui.db.poller import ConnectionsPoller, ServerPoller, SlowQueriesPoller, TablesPoller
+from tui.model.snapshot import REMOTE_HOST_MESSAGE, Snapshot
+
+
+async def data_directory(conn: asyncpg.Connection) -> str | None:
+    """SHOW data_directory, or None without the privilege (or on a timeout)."""
+    try:
+        return await conn.fetchval(sql.get("data_directory"))
+    except (asyncpg.InsufficientPrivilegeError, asyncpg.QueryCanceledError):
+        return None
+
+
+async def take_snapshot(cfg: Config, session_limit: int = 200) -> Snapshot:
+    conn = await connect(cfg.target, timeout=cfg.connect_timeout, role="snapshot",
+                         statement_timeout_ms=cfg.statement_timeout_ms)
+    try:
+        server = await ServerPoller().poll(conn, with_size=True)
+        conns = await ConnectionsPoller(limit=session_limit).poll(conn, include_idle=True)
+        slow_poller = SlowQueriesPoller()
+        slow = await slow_poller.poll(conn)
+        tables = await TablesPoller().poll(conn)
+        host = None
+        host_message = REMOTE_HOST_MESSAGE
+        if cfg.target.is_local:
+            host = HostPoller(await data_directory(conn), cfg.backup_dir).poll(cpu_interval=0.2)
+            host_message = ""
+        notices = slow_poller.parts.take_notices()
+        return Snapshot(
+            target=cfg.target.display, taken_at=datetime.now(timezone.utc), server=server, connections=conns,
+            slow_queries=slow, tables=tables, host=host, host_message=host_message, notices=notices,
+        )
+    finally:
+        await conn.close()
