@@ -147,7 +147,13 @@ def run_snapshot(cfg: Config, fmt_name: str) -> int:
         await check_target(cfg)
         return await take_snapshot(cfg)
 
-    snap = asyncio.run(_take())
+    try:
+        snap = asyncio.run(_take())
+    except (TargetError, UsageError):
+        raise
+    except Exception as e:  # a server error mid-poll: one line, never a traceback
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise TargetError(cfg.target.display, f"snapshot failed: {reason}") from None
     if fmt_name == "json":
         sys.stdout.write(json.dumps(snap.to_dict(), indent=2, ensure_ascii=False) + "\n")
     else:

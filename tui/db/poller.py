@@ -173,18 +173,18 @@ class SlowQueriesPoller:
         self._history: deque[tuple[float, dict[str, tuple[int, float]]]] = deque()
 
     async def _locate(self, conn: asyncpg.Connection) -> str:
-        """'' when usable, else the message saying why not and naming the fix."""
+        """'' when created here, else the message saying why not and naming the fix."""
         row = await conn.fetchrow(sql.get("pgss_location", self.version_num))
-        if row is None:
+        if row is not None:
+            self._pgss = row["schema"]
+            return ""
+        try:
             preloaded = await conn.fetchval(PRELOADED_SQL)
-            if preloaded:
-                return "pg_stat_statements is loaded but not created in this database: run CREATE EXTENSION pg_stat_statements"
-            return f"pg_stat_statements is not installed: {PGSS_FIX}"
-        if not row["preloaded"]:
-            return (f"pg_stat_statements is created but not in shared_preload_libraries: add it there and "
-                    f"restart the server")
-        self._pgss = row["schema"]
-        return ""
+        except asyncpg.InsufficientPrivilegeError:
+            preloaded = None
+        if preloaded:
+            return "pg_stat_statements is loaded but not created in this database: run CREATE EXTENSION pg_stat_statements"
+        return f"pg_stat_statements is not installed: {PGSS_FIX}"
 
     async def poll(self, conn: asyncpg.Connection) -> SlowQueriesSnapshot:
         if self.version_num is None:
@@ -225,7 +225,9 @@ class SlowQueriesPoller:
 
     def _from_pgss(self, rows) -> SlowQueriesSnapshot:
         now = time.monotonic()
-        sample = {r["queryid"]: (int(r["calls"]), float(r["total_ms"])) for r in rows}
+        # queryid is NULL for other users' statements without pg_read_all_stats: key them by position
+        keys = [r["queryid"] or f"hidden:{r['database']}:{r['user']}:{i}" for i, r in enumerate(rows)]
+        sample = {k: (int(r["calls"]), float(r["total_ms"])) for k, r in zip(keys, rows)}
         prev = self._history[-1] if self._history else None
         minute = None
         for t, s in self._history:  # the oldest sample at least a minute old, else the oldest
@@ -235,9 +237,8 @@ class SlowQueriesPoller:
             minute = self._history[0]
         all_ms = None
         stmts = []
-        for r in rows:
+        for qid, r in zip(keys, rows):
             all_ms = float(r["all_ms"] or 0.0)
-            qid = r["queryid"]
             calls, total = sample[qid]
             ic = ims = mc = mms = None
             if prev is not None:
@@ -246,8 +247,10 @@ class SlowQueriesPoller:
             if minute is not None:
                 pc, pt = minute[1].get(qid, (0, 0.0))
                 mc, mms = max(0, calls - pc), max(0.0, total - pt)
+            q = r["query"]
+            q = _hidden_query(self.role or "") if q == "<insufficient privilege>" else clean_text(q, 8000)
             stmts.append(Statement(
-                key=qid, query=clean_text(r["query"], 8000), calls=calls, rows=int(r["rows"]),
+                key=qid, query=q, calls=calls, rows=int(r["rows"]),
                 mean_ms=float(r["mean_ms"]), total_ms=total, share=(total / all_ms) if all_ms else None,
                 cache_hit_ratio=r["cache_hit_ratio"], database=r["database"], user=r["user"],
                 interval_calls=ic, interval_ms=ims, interval_s=(now - prev[0]) if prev else None,
@@ -257,6 +260,10 @@ class SlowQueriesPoller:
         while len(self._history) > 2 and now - self._history[1][0] >= self.MINUTE:
             self._history.popleft()
         return SlowQueriesSnapshot("pg_stat_statements", tuple(stmts), total_ms=all_ms, polled_at=now)
+
+
+def _int(x) -> int | None:
+    return None if x is None else int(x)
 
 
 class TablesPoller:
@@ -269,8 +276,14 @@ class TablesPoller:
     async def poll(self, conn: asyncpg.Connection) -> TablesSnapshot:
         if self.version_num is None:
             self.version_num = int(await conn.fetchval(VERSION_SQL))
-        rows = await conn.fetch(sql.get("tables", self.version_num))
         db_bytes = await conn.fetchval(sql.get("database_size", self.version_num))
+        try:
+            rows = await conn.fetch(sql.get("tables", self.version_num))
+        except (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError) as e:
+            # a lock taken between our pg_locks check and the size functions: skip this round
+            why = "a table is locked" if isinstance(e, asyncpg.LockNotAvailableError) else "the query timed out"
+            return TablesSnapshot(database_bytes=_int(db_bytes), tables=(), polled_at=time.monotonic(),
+                                  note=f"table sizes skipped this round: {why}")
         now = time.monotonic()
         tables = []
         seen = {}
@@ -278,16 +291,17 @@ class TablesPoller:
             key = (r["schema"], r["name"])
             total = int(r["total_bytes"])
             growth = None
-            if key in self._prev and now > self._prev[key][0]:
+            if key in self._prev and now > self._prev[key][0] and not r["locked"]:
                 t0, b0 = self._prev[key]
                 growth = (total - b0) / (now - t0) * 60.0
-            seen[key] = (now, total)
+            if not r["locked"]:
+                seen[key] = (now, total)
             tables.append(TableStat(
                 schema=r["schema"], name=r["name"], qualified_name=r["qualified_name"], total_bytes=total,
-                table_bytes=int(r["table_bytes"]), index_bytes=int(r["index_bytes"]), toast_bytes=int(r["toast_bytes"]),
+                table_bytes=_int(r["table_bytes"]), index_bytes=_int(r["index_bytes"]),
+                toast_bytes=_int(r["toast_bytes"]), locked=bool(r["locked"]),
                 est_rows=r["est_rows"], seq_scan=r["seq_scan"], idx_scan=r["idx_scan"], dead_rows=r["dead_rows"],
                 last_autovacuum=r["last_autovacuum"], growth_bytes_per_min=growth,
             ))
         self._prev = seen
-        return TablesSnapshot(database_bytes=int(db_bytes) if db_bytes is not None else None,
-                              tables=tuple(tables), polled_at=now)
+        return TablesSnapshot(database_bytes=_int(db_bytes), tables=tuple(tables), polled_at=now)

@@ -13,6 +13,9 @@ from tui.db.poller import ConnectionsPoller, ServerPoller, SlowQueriesPoller, Ta
 from tui.model.snapshot import REMOTE_HOST_MESSAGE, Snapshot
 
 
+LOCK_TIMEOUT_MS = 500  # the size functions must never queue behind a migration for long
+
+
 async def data_directory(conn: asyncpg.Connection) -> str | None:
     """SHOW data_directory, or None without the privilege (or on a timeout)."""
     try:
@@ -23,7 +26,7 @@ async def data_directory(conn: asyncpg.Connection) -> str | None:
 
 async def take_snapshot(cfg: Config, session_limit: int = 200) -> Snapshot:
     conn = await connect(cfg.target, timeout=cfg.connect_timeout, role="snapshot",
-                         statement_timeout_ms=cfg.statement_timeout_ms)
+                         statement_timeout_ms=cfg.statement_timeout_ms, lock_timeout_ms=LOCK_TIMEOUT_MS)
     try:
         server = await ServerPoller().poll(conn, with_size=True)
         conns = await ConnectionsPoller(limit=session_limit).poll(conn, include_idle=True)

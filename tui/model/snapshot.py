@@ -178,7 +178,7 @@ class Statement:
         if self.key.startswith("pid:"):
             d.update(pid=self.pid, age_s=_r(self.age_s))
         else:
-            d["queryid"] = self.key
+            d["queryid"] = None if self.key.startswith("hidden:") else self.key
         return d
 
 
@@ -204,15 +204,16 @@ class TableStat:
     name: str
     qualified_name: str  # quote_ident(schema).quote_ident(name), from the server
     total_bytes: int
-    table_bytes: int
-    index_bytes: int
-    toast_bytes: int
+    table_bytes: int | None  # None when the table was locked: total_bytes is then an estimate
+    index_bytes: int | None
+    toast_bytes: int | None
     est_rows: int | None
     seq_scan: int | None
     idx_scan: int | None
     dead_rows: int | None
     last_autovacuum: datetime | None
     growth_bytes_per_min: float | None = None
+    locked: bool = False  # an AccessExclusiveLock was held or awaited: sized from pg_class, not measured
 
     @property
     def mostly_seq_scanned(self) -> bool:
@@ -228,7 +229,7 @@ class TableStat:
             "idx_scan": self.idx_scan, "dead_rows": self.dead_rows,
             "last_autovacuum": self.last_autovacuum.isoformat() if self.last_autovacuum else None,
             "growth_bytes_per_min": _r(self.growth_bytes_per_min, 1),
-            "mostly_seq_scanned": self.mostly_seq_scanned,
+            "mostly_seq_scanned": self.mostly_seq_scanned, "locked": self.locked,
         }
 
 
@@ -237,9 +238,11 @@ class TablesSnapshot:
     database_bytes: int | None
     tables: tuple[TableStat, ...]
     polled_at: float = 0.0
+    note: str = ""
 
     def to_dict(self) -> dict:
-        return {"database_bytes": self.database_bytes, "tables": [t.to_dict() for t in self.tables]}
+        return {"database_bytes": self.database_bytes, "tables": [t.to_dict() for t in self.tables],
+                "note": self.note or None}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ SELECT GROUPING(a.state) = 0                 AS is_state,
        coalesce(a.usename, '')               AS "user",
        count(*)::int                         AS n
   FROM pg_stat_activity a
- WHERE a.backend_type = 'client backend'
+ WHERE (a.backend_type = 'client backend' OR (a.backend_type IS NULL AND a.datname IS NOT NULL))
    AND a.pid <> pg_backend_pid()
    AND coalesce(a.application_name, '') NOT LIKE 'pgpreflight%'
  GROUP BY GROUPING SETS ((a.state), (a.datname), (a.application_name), (a.usename), ())

@@ -5,7 +5,8 @@ SELECT current_setting('server_version')                  AS version,
        now()                                              AS now,
        current_database()                                 AS database,
        (SELECT count(*) FROM pg_stat_activity
-         WHERE backend_type = 'client backend')           AS connections,
+         WHERE backend_type = 'client backend'
+            OR (backend_type IS NULL AND datname IS NOT NULL)) AS connections,
        current_setting('max_connections')::int            AS max_connections,
        current_setting('superuser_reserved_connections')::int AS reserved_connections,
        d.xact_commit + d.xact_rollback                    AS xacts,

@@ -1,5 +1,6 @@
 -- pgpreflight: non-idle client sessions, oldest first. $1 = row limit (no parameter guards an expression).
 -- pg_blocking_pids only for sessions waiting on a lock; count(*) OVER () is the total before LIMIT.
+-- Without pg_read_all_stats, other users' sessions show backend_type NULL: a datname tells a client backend.
 SELECT a.pid,
        a.datname                                          AS database,
        a.usename                                          AS "user",
@@ -15,7 +16,7 @@ SELECT a.pid,
        left(a.query, 4000)                                AS query,
        count(*) OVER ()::int                              AS total
   FROM pg_stat_activity a
- WHERE a.backend_type = 'client backend'
+ WHERE (a.backend_type = 'client backend' OR (a.backend_type IS NULL AND a.datname IS NOT NULL))
    AND a.pid <> pg_backend_pid()
    AND coalesce(a.application_name, '') NOT LIKE 'pgpreflight%'
    AND a.state IS DISTINCT FROM 'idle'

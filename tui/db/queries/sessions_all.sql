@@ -15,7 +15,7 @@ SELECT a.pid,
        left(a.query, 4000)                                AS query,
        count(*) OVER ()::int                              AS total
   FROM pg_stat_activity a
- WHERE a.backend_type = 'client backend'
+ WHERE (a.backend_type = 'client backend' OR (a.backend_type IS NULL AND a.datname IS NOT NULL))
    AND a.pid <> pg_backend_pid()
    AND coalesce(a.application_name, '') NOT LIKE 'pgpreflight%'
  ORDER BY coalesce(a.xact_start, a.query_start, a.backend_start), a.pid

@@ -1,0 +1,275 @@
+"""`pgpreflight snapshot` against real sessions: idle, idle in transaction, blocked, a slow
+statement, and a large table with an awkward name. Waits poll with a timeout, never sleep for state."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+
+import asyncpg
+import pytest
+
+from tui import audit
+from tui.config import Config, resolve_target
+from tui.db.actions import signal_backends
+from tui.db.snapshot import take_snapshot
+
+pytestmark = [pytest.mark.pg, pytest.mark.asyncio(loop_scope="session")]
+
+DB = "snapdb"
+SCHEMA = 'Sales "EU" ü'
+TABLE = 'Big table "x" — ñ'
+QUALIFIED = '"Sales ""EU"" ü"."Big table ""x"" — ñ"'
+HIDDEN_ROLE = "watcher"
+HIDDEN_PW = "w4tcher-Pw-123"
+
+
+async def wait_until(fn, timeout=15.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = await fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def snapdb(cluster):
+    """A database with a large table under an awkward schema and name, pg_stat_statements created."""
+    async def setup():
+        conn = await asyncpg.connect(cluster.dsn("postgres"))
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+            await conn.execute(f"CREATE DATABASE {DB}")
+            await conn.execute(f"DROP ROLE IF EXISTS {HIDDEN_ROLE}")
+            await conn.execute(f"CREATE ROLE {HIDDEN_ROLE} LOGIN PASSWORD '{HIDDEN_PW}'")
+        finally:
+            await conn.close()
+        conn = await asyncpg.connect(cluster.dsn(DB))
+        try:
+            await conn.execute("CREATE EXTENSION pg_stat_statements")
+            await conn.execute("CREATE SCHEMA " + QUALIFIED.split(".")[0])
+            await conn.execute(f"CREATE TABLE {QUALIFIED} (id int PRIMARY KEY, pad text)")
+            await conn.execute(f"INSERT INTO {QUALIFIED} SELECT g, repeat('x', 200) FROM generate_series(1, 60000) g")
+            await conn.execute(f"ANALYZE {QUALIFIED}")
+            await conn.execute("CREATE TABLE small_one (id int)")
+            await conn.execute(f"GRANT USAGE ON SCHEMA {QUALIFIED.split('.')[0]} TO {HIDDEN_ROLE}")
+        finally:
+            await conn.close()
+    asyncio.run(setup())
+    return cluster.dsn(DB)
+
+
+@pytest.fixture
+async def scene(cluster, snapdb):
+    """Real sessions: idle, idle in transaction, a lock holder and a session it blocks, a slow statement."""
+    dsn = snapdb
+    conns = []
+
+    async def open_(app):
+        c = await asyncpg.connect(dsn, server_settings={"application_name": app})
+        conns.append(c)
+        return c
+
+    idle = await open_("test-idle")
+    await idle.execute("SELECT 1")
+    iit = await open_("test-iit")
+    await iit.execute("BEGIN; SELECT 42")
+    holder = await open_("test-holder")
+    await holder.execute(f"BEGIN; LOCK TABLE {QUALIFIED} IN ACCESS EXCLUSIVE MODE")
+    waiter = await open_("test-waiter")
+    blocked_task = asyncio.ensure_future(waiter.fetch(f"SELECT count(*) FROM {QUALIFIED}"))
+    slow = await open_("test-slow")
+    slow_task = asyncio.ensure_future(slow.execute("SELECT pg_sleep(60) /* slow-marker */"))
+    # our own-looking session must never be listed
+    own = await open_("pgpreflight/fake")
+    await own.execute("SELECT 1")
+
+    watch = await asyncpg.connect(cluster.dsn(DB))
+    conns.append(watch)
+    pids = {"idle": idle.get_server_pid(), "iit": iit.get_server_pid(), "holder": holder.get_server_pid(),
+            "waiter": waiter.get_server_pid(), "slow": slow.get_server_pid(), "own": own.get_server_pid()}
+
+    async def ready():
+        rows = await watch.fetch(
+            "SELECT pid, state, wait_event_type FROM pg_stat_activity WHERE pid = ANY($1::int[])",
+            [pids["waiter"], pids["slow"], pids["iit"]])
+        by = {r["pid"]: r for r in rows}
+        return (by.get(pids["waiter"]) and by[pids["waiter"]]["wait_event_type"] == "Lock"
+                and by.get(pids["slow"]) and by[pids["slow"]]["state"] == "active"
+                and by.get(pids["iit"]) and by[pids["iit"]]["state"] == "idle in transaction")
+    await wait_until(ready, what="blocked, slow and idle-in-transaction sessions")
+    yield {"dsn": dsn, "pids": pids, "slow_task": slow_task, "blocked_task": blocked_task, "holder": holder}
+    for t in (slow_task, blocked_task):
+        t.cancel()
+    for c in conns:
+        c.terminate()
+    await asyncio.gather(slow_task, blocked_task, return_exceptions=True)
+
+
+def run_cli(*args, timeout=60):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
+    return subprocess.run([sys.executable, "-m", "tui", *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+async def run_cli_async(*args, timeout=60):
+    # the scene's sessions live on this event loop: run the CLI without blocking it
+    return await asyncio.to_thread(run_cli, *args, timeout=timeout)
+
+
+async def test_snapshot_json_shows_real_sessions(scene):
+    p = scene["pids"]
+    res = await run_cli_async("snapshot", "--dsn", scene["dsn"], "--format", "json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert set(data) >= {"server", "connections", "slow_queries", "tables", "host"}
+    assert data["server"]["version_num"] >= 120000
+    assert data["server"]["max_connections"] == 100
+    sessions = {s["pid"]: s for s in data["connections"]["sessions"]}
+    # idle ones are included, own ones never
+    assert sessions[p["idle"]]["state"] == "idle"
+    assert sessions[p["iit"]]["state"] == "idle in transaction"
+    assert sessions[p["iit"]]["xact_age_s"] is not None
+    assert sessions[p["waiter"]]["blocked_by"] == [p["holder"]]
+    assert sessions[p["waiter"]]["wait_event_type"] == "Lock"
+    assert sessions[p["holder"]]["blocked_by"] == []
+    assert sessions[p["slow"]]["state"] == "active" and "pg_sleep(60)" in sessions[p["slow"]]["query"]
+    assert p["own"] not in sessions
+    assert not [s for s in data["connections"]["sessions"] if s["application_name"].startswith("pgpreflight")]
+    # oldest first
+    ages = [s["xact_age_s"] if s["xact_age_s"] is not None else (s["query_age_s"] or 0)
+            for s in data["connections"]["sessions"]]
+    assert all(a >= b - 0.05 for a, b in zip(ages, ages[1:])), ages
+    # counts aggregated on the server agree with the list
+    by_state = data["connections"]["by_state"]
+    assert by_state["idle in transaction"] >= 2  # iit and holder
+    assert by_state["active"] >= 2  # waiter and slow
+    assert data["connections"]["total"] == sum(by_state.values()) == len(sessions)
+    assert data["connections"]["sessions_omitted"] == 0
+    assert data["connections"]["by_application"]["test-slow"] == 1
+    # the big table is locked ACCESS EXCLUSIVE: sized from pg_class, without queueing behind the lock
+    big = data["tables"]["tables"][0]
+    assert big["qualified_name"] == QUALIFIED and big["locked"] is True
+    assert big["table_bytes"] is None and big["total_bytes"] > 10 * 1024 * 1024
+
+
+async def test_snapshot_tables_quote_awkward_names(snapdb):
+    res = await run_cli_async("snapshot", "--dsn", snapdb, "--format", "json")
+    assert res.returncode == 0, res.stderr
+    tables = json.loads(res.stdout)["tables"]
+    big = tables["tables"][0]
+    assert (big["schema"], big["name"]) == (SCHEMA, TABLE)
+    assert big["qualified_name"] == QUALIFIED
+    assert big["locked"] is False
+    assert big["total_bytes"] >= big["table_bytes"] + big["index_bytes"] > 10 * 1024 * 1024
+    assert big["index_bytes"] > 0
+    assert big["est_rows"] == 60000
+    assert tables["database_bytes"] > big["total_bytes"]
+    names = [t["name"] for t in tables["tables"]]
+    assert "small_one" in names and names.index("small_one") > 0
+    # the quoted name really names the table
+    conn = await asyncpg.connect(snapdb)
+    try:
+        assert await conn.fetchval(f"SELECT count(*) FROM {big['qualified_name']}") == 60000  # noqa: S608 - from quote_ident
+    finally:
+        await conn.close()
+
+
+async def test_snapshot_slow_queries_from_pg_stat_statements(scene):
+    conn = await asyncpg.connect(scene["dsn"])
+    try:
+        for _ in range(3):
+            await conn.execute("SELECT pg_sleep(0.05) /* measured-marker */")
+    finally:
+        await conn.close()
+    res = await run_cli_async("snapshot", "--dsn", scene["dsn"], "--format", "json")
+    sq = json.loads(res.stdout)["slow_queries"]
+    assert sq["source"] == "pg_stat_statements"
+    mine = [s for s in sq["statements"] if "measured-marker" in s["query"]]
+    assert mine and mine[0]["calls"] == 3 and mine[0]["mean_ms"] >= 45 and mine[0]["total_ms"] >= 140
+    assert 0 < mine[0]["share"] <= 1
+    assert not [s for s in sq["statements"] if s["query"].startswith("-- pgpreflight")]
+
+
+async def test_snapshot_text_format(scene):
+    res = await run_cli_async("snapshot", "--dsn", scene["dsn"], "--format", "text")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "blocking chains:" in out
+    assert f"{scene['pids']['holder']} " in out and f"└ {scene['pids']['waiter']}" in out
+    assert QUALIFIED in out
+    assert "host: cpu" in out
+
+
+async def test_snapshot_caps_sessions_and_counts_the_rest(scene):
+    cfg = Config(target=resolve_target(scene["dsn"], env={}))
+    snap = await take_snapshot(cfg, session_limit=2)
+    c = snap.connections
+    assert len(c.sessions) == 2
+    assert c.sessions_omitted == c.total - 2 and c.sessions_omitted >= 4
+    assert snap.host is not None and snap.host.disks and snap.host.disks[0].label == "data directory"
+
+
+async def test_fallback_without_the_extension_names_the_fix(cluster, scene):
+    # the postgres database has pg_stat_statements preloaded but not created
+    cfg = Config(target=resolve_target(cluster.dsn("postgres"), env={}))
+    snap = await take_snapshot(cfg)
+    sq = snap.slow_queries
+    assert sq.source == "pg_stat_activity"
+    assert "CREATE EXTENSION pg_stat_statements" in sq.message
+    assert any("pg_sleep(60)" in s.query and s.pid == scene["pids"]["slow"] for s in sq.statements)
+
+
+async def test_other_users_query_text_is_hidden_with_the_grant(cluster, scene):
+    dsn = cluster.tcp_dsn(DB, HIDDEN_ROLE, HIDDEN_PW)
+    res = await run_cli_async("snapshot", "--dsn", dsn, "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert HIDDEN_PW not in res.stdout and HIDDEN_PW not in res.stderr
+    sessions = {s["pid"]: s for s in json.loads(res.stdout)["connections"]["sessions"]}
+    slow = sessions[scene["pids"]["slow"]]
+    assert slow["query"] == f"<hidden: GRANT pg_read_all_stats TO {HIDDEN_ROLE}>"
+    assert slow["query_hidden"] is True
+
+
+async def test_bad_target_is_one_line_exit_2():
+    res = await run_cli_async("snapshot", "--dsn", "postgresql://nobody@127.0.0.1:1/x", "--format", "json")
+    assert res.returncode == 2
+    assert res.stdout == ""
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+
+
+async def test_cancel_and_terminate_are_audited(scene, state_dir):
+    p = scene["pids"]
+    cfg = Config(target=resolve_target(scene["dsn"], env={}), state_dir=state_dir)
+    res = await signal_backends(cfg, "cancel", [p["slow"]])
+    assert res.signalled == (p["slow"],)
+    with pytest.raises(asyncpg.QueryCanceledError):
+        await asyncio.wait_for(scene["slow_task"], 10)
+    res = await signal_backends(cfg, "terminate", [p["holder"]])
+    assert res.signalled == (p["holder"],)
+    # the lock is gone: the blocked query finishes
+    assert (await asyncio.wait_for(scene["blocked_task"], 10))[0][0] == 60000
+    log = audit.read(state_dir)
+    assert [e["action"] for e in log] == ["cancel backend", "terminate backend"]
+    assert log[0]["statements"] == [f"SELECT pg_cancel_backend({p['slow']})"]
+    assert log[1]["outcome"] == "ok" and log[0]["target"] == cfg.target.display
+    assert set(log[0]) >= {"time", "os_user", "target", "action", "statements", "outcome"}
+
+
+async def test_read_only_refuses_and_logs(scene, state_dir):
+    p = scene["pids"]
+    cfg = Config(target=resolve_target(scene["dsn"], env={}), state_dir=state_dir, read_only=True)
+    res = await signal_backends(cfg, "terminate", [p["idle"]])
+    assert res.refused.startswith("read-only") and res.signalled == ()
+    assert audit.read(state_dir)[-1]["outcome"] == "refused: read-only"
+    conn = await asyncpg.connect(scene["dsn"])
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", p["idle"]) == 1
+    finally:
+        await conn.close()
