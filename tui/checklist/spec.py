@@ -389,7 +389,7 @@ def _parse_probe(raw: dict, iid: str, file: str, line: int | None, lines: _Lines
         if not any(a in raw for a in alts):
             names = " or ".join(repr(a) for a in alts)
             raise ChecklistError(file, line, f"item {iid!r}: missing field {names} in {kind} probe")
-    known = {"kind", *optional, *(a for r in required for a in (r if isinstance(r, tuple) else (r,)))}
+    known = {"kind", "timeout_ms", "on_fail", *optional, *(a for r in required for a in (r if isinstance(r, tuple) else (r,)))}
     params = {}
     for k, v in raw.items():
         if k == "kind":
