@@ -49,3 +49,38 @@ def clean_text(text: str | None, limit: int = 10_000) -> str:
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values, maximum: float | None = None, width: int = 30) -> str:
+    """The last ``width`` values as bars scaled against ``maximum`` (e.g. max_connections)."""
+    vals = list(values)[-width:]
+    if not vals:
+        return ""
+    top = maximum if maximum and maximum > 0 else max(max(vals), 1)
+    out = []
+    for v in vals:
+        frac = min(1.0, max(0.0, v / top))
+        out.append(_BARS[min(len(_BARS) - 1, int(frac * (len(_BARS) - 1) + 0.5))])
+    return "".join(out)
+
+
+def ms(x: float | None) -> str:
+    """Milliseconds, compact: 0.42, 12.3, 4,567, 1.2m(s)."""
+    if x is None:
+        return "—"
+    if x < 10:
+        return f"{x:.2f}"
+    if x < 100_000:
+        return f"{x:,.1f}" if x < 1000 else f"{x:,.0f}"
+    return duration(x / 1000)
+
+
+def count(n: int | None) -> str:
+    if n is None:
+        return "—"
+    if n < 100_000:
+        return f"{n:,}"
+    return humanize.intword(n, format="%.1f").replace(" million", "M").replace(" billion", "G")

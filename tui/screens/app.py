@@ -1,22 +1,34 @@
-"""The monitor: header, live panes, checklist. Owns the poll workers; widgets only draw."""
+"""The monitor: header, live panes, checklist. Owns the poll worker; widgets only draw.
+
+One poll worker, one session: every pane has its own interval and is polled only while it is
+on screen; the next poll of a pane is armed only after the last one ended, so polls never
+overlap. Writes (cancel/terminate) use their own short session and go to the audit log."""
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
 from tui.config import Config, TargetError
 from tui.db.connect import connect
-from tui.db.poller import ServerPoller
-from tui.model.snapshot import ConnectionState
-from tui.screens.messages import ConnectionChanged, ServerPolled
+from tui.db.poller import ConnectionsPoller, ServerPoller, SlowQueriesPoller, TablesPoller
+from tui.model.snapshot import REMOTE_HOST_MESSAGE, ConnectionState, Snapshot
+from tui.screens.messages import ConnectionChanged, PanePolled, PartTurnedOff, ServerPolled, SessionsSignalled
+from widgets.confirm import ConfirmSignalScreen
+from widgets.connections import ConnectionsPane, IdleToggled, SessionsSignalRequested
 from widgets.header import ServerHeader
+from widgets.host import HostPane
+from widgets.slow_queries import SlowQueriesPane
+from widgets.table_sizes import TableSizesPane
 
 BACKOFF_CAP_S = 20.0
+PANE_OF_TAB = {"tab-connections": "connections", "tab-slow": "slow", "tab-tables": "tables", "tab-host": "host"}
+POLL_LOCK_TIMEOUT_MS = 500  # size functions must not queue behind a migration's lock for long
 
 
 class PreflightApp(App):
@@ -26,44 +38,109 @@ class PreflightApp(App):
         Binding("q", "quit", "Quit", id="quit"),
         Binding("p", "toggle_pause", "Pause", id="pause"),
         Binding("r", "refresh_now", "Refresh", id="refresh"),
+        *[Binding(str(n), f"show_tab({n})", f"Tab {n}", show=False, id=f"tab.{n}") for n in range(1, 10)],
     ]
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, snapshot: Snapshot | None = None, poll: bool | None = None,
+                 connection_history: list[int] | None = None) -> None:
+        """``snapshot`` draws a canned snapshot; with it the poll worker is off unless ``poll``."""
         super().__init__()
         self.config = config
+        self.canned = snapshot
+        self.polling = (snapshot is None) if poll is None else poll
+        self.connection_history = list(connection_history or [])
         self.paused = False
+        self.show_idle = False
         self._wake = asyncio.Event()
+        self._force = False
         self.server_poller = ServerPoller()
+        self.connections_poller = ConnectionsPoller()
+        self.slow_poller = SlowQueriesPoller()
+        self.tables_poller = TablesPoller()
+        self.host_poller = None
+        self.polls: dict[str, int] = {"server": 0, "connections": 0, "slow": 0, "tables": 0, "host": 0}
         if config.no_color:
             self.theme = "textual-ansi"
 
     def compose(self) -> ComposeResult:
-        header = ServerHeader(self.config.target.display, self.config.refresh, id="header")
-        header.read_only = self.config.read_only
+        cfg = self.config
+        header = ServerHeader(cfg.target.display, cfg.refresh, id="header")
+        header.read_only = cfg.read_only
         yield header
-        with TabbedContent(id="body"):
-            with TabPane("Overview", id="tab-overview"):
-                yield Static("Live panes and the launch checklist arrive here.", id="overview")
+        with TabbedContent(id="body", initial="tab-connections"):
+            with TabPane("1 Connections", id="tab-connections"):
+                yield ConnectionsPane(cfg.idle_in_xact_threshold_s, id="connections")
+            with TabPane("2 Slow queries", id="tab-slow"):
+                yield SlowQueriesPane(id="slow")
+            with TabPane("3 Tables", id="tab-tables"):
+                yield TableSizesPane(cfg.tables_refresh, id="tables")
+            with TabPane("4 Host", id="tab-host"):
+                yield HostPane(id="host")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.poll_loop()
+        if self.canned is not None:
+            self._show_canned(self.canned)
+        if self.polling:
+            self.poll_loop()
+        self.call_after_refresh(self._focus_pane)
+
+    def _show_canned(self, snap: Snapshot) -> None:
+        header = self.query_one(ServerHeader)
+        conns = self.query_one(ConnectionsPane)
+        for n in self.connection_history:
+            conns.history.append(n)
+        if snap.server is not None:
+            header.show(info=snap.server, state=ConnectionState("connected"))
+        if snap.connections is not None:
+            conns.show_snapshot(snap.connections)
+        if snap.slow_queries is not None:
+            self.query_one(SlowQueriesPane).show_snapshot(snap.slow_queries)
+        if snap.tables is not None:
+            self.query_one(TableSizesPane).show_snapshot(snap.tables)
+        if snap.host is not None:
+            self.query_one(HostPane).show_snapshot(snap.host)
+        else:
+            self.query_one(HostPane).show_message(snap.host_message or REMOTE_HOST_MESSAGE)
+
+    # -- which pane is on screen -----------------------------------------------------
+    def visible_pane(self) -> str | None:
+        try:
+            return PANE_OF_TAB.get(self.query_one(TabbedContent).active)
+        except Exception:
+            return None
+
+    def _focus_pane(self) -> None:
+        pane_tab = self.query_one(TabbedContent).active
+        try:
+            tables = self.query_one(f"#{pane_tab}").query(DataTable)
+            if tables:
+                tables.first().focus()
+        except Exception:
+            pass
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.call_after_refresh(self._focus_pane)
+        self._wake.set()  # a pane that just came on screen polls now if its data is stale
 
     # -- polling -------------------------------------------------------------------
     @work(exclusive=True, group="poll")
     async def poll_loop(self) -> None:
-        """Connect, poll, wait; never overlapping: the next poll is armed after the last ends."""
+        """Connect, poll what is due and visible, wait until the next thing is due."""
         cfg = self.config
         backoff = 1.0
         conn = None
         last_ok: float | None = None
-        last_size = 0.0
+        due = {"server": 0.0, "size": 0.0, "connections": 0.0, "slow": 0.0, "tables": 0.0, "host": 0.0}
+        every = {"server": cfg.refresh, "connections": cfg.refresh, "slow": cfg.refresh,
+                 "tables": cfg.tables_refresh, "host": cfg.refresh}
         while True:
             if conn is None or conn.is_closed():
                 self.post_message(ConnectionChanged(ConnectionState("connecting", last_ok_at=last_ok)))
                 try:
                     conn = await connect(cfg.target, timeout=cfg.connect_timeout, role="poll",
-                                         statement_timeout_ms=cfg.statement_timeout_ms)
+                                         statement_timeout_ms=cfg.statement_timeout_ms,
+                                         lock_timeout_ms=POLL_LOCK_TIMEOUT_MS)
                     backoff = 1.0
                 except TargetError as e:
                     conn = None
@@ -74,14 +151,27 @@ class PreflightApp(App):
             if self.paused:
                 await self._sleep(cfg.refresh)
                 continue
+            if self._force:
+                self._force = False
+                for k in due:
+                    due[k] = 0.0
             try:
-                with_size = time.monotonic() - last_size >= cfg.tables_refresh
-                info = await self.server_poller.poll(conn, with_size=with_size)
-                if with_size:
-                    last_size = time.monotonic()
-                last_ok = time.monotonic()
-                self.post_message(ServerPolled(info))
-                self.post_message(ConnectionChanged(ConnectionState("connected", last_ok_at=last_ok)))
+                now = time.monotonic()
+                if now >= due["server"]:
+                    with_size = now >= due["size"]
+                    info = await self.server_poller.poll(conn, with_size=with_size)
+                    end = time.monotonic()
+                    if with_size:
+                        due["size"] = end + cfg.tables_refresh
+                    due["server"] = end + cfg.refresh
+                    last_ok = end
+                    self.polls["server"] += 1
+                    self.post_message(ServerPolled(info))
+                    self.post_message(ConnectionChanged(ConnectionState("connected", last_ok_at=last_ok)))
+                pane = self.visible_pane()
+                if pane is not None and time.monotonic() >= due[pane]:
+                    await self._poll_pane(pane, conn)
+                    due[pane] = time.monotonic() + every[pane]
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # lost connection or a failing query: say so, reconnect
@@ -96,7 +186,37 @@ class PreflightApp(App):
                 await self._sleep(backoff)
                 backoff = min(BACKOFF_CAP_S, backoff * 2)
                 continue
-            await self._sleep(cfg.refresh)
+            pane = self.visible_pane()
+            next_at = min(due["server"], due[pane] if pane else due["server"])
+            await self._sleep(max(0.05, next_at - time.monotonic()))
+
+    async def _poll_pane(self, pane: str, conn) -> None:
+        self.polls[pane] += 1
+        if pane == "connections":
+            data = await self.connections_poller.poll(conn, include_idle=self.show_idle)
+            self.post_message(PanePolled(pane, data))
+            notices = self.connections_poller.parts.take_notices()
+        elif pane == "slow":
+            data = await self.slow_poller.poll(conn)
+            self.post_message(PanePolled(pane, data))
+            notices = self.slow_poller.parts.take_notices()
+        elif pane == "tables":
+            data = await self.tables_poller.poll(conn)
+            self.post_message(PanePolled(pane, data))
+            notices = ()
+        else:
+            if not self.config.target.is_local:
+                self.post_message(PanePolled(pane, None, REMOTE_HOST_MESSAGE))
+                return
+            if self.host_poller is None:
+                from tui.db.host import HostPoller
+                from tui.db.snapshot import data_directory
+
+                self.host_poller = HostPoller(await data_directory(conn), self.config.backup_dir)
+            self.post_message(PanePolled(pane, self.host_poller.poll()))
+            notices = ()
+        for n in notices:
+            self.post_message(PartTurnedOff(n))
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
@@ -107,9 +227,57 @@ class PreflightApp(App):
 
     def on_server_polled(self, message: ServerPolled) -> None:
         self.query_one(ServerHeader).show(info=message.info)
+        self.query_one(ConnectionsPane).record_total(message.info.connections, message.info.max_connections)
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
         self.query_one(ServerHeader).show(state=message.state)
+
+    def on_pane_polled(self, message: PanePolled) -> None:
+        if message.pane == "connections":
+            self.query_one(ConnectionsPane).show_snapshot(message.data)
+        elif message.pane == "slow":
+            self.query_one(SlowQueriesPane).show_snapshot(message.data)
+        elif message.pane == "tables":
+            header = self.query_one(ServerHeader)
+            growth = header.info.database_growth_bps if header.info else None
+            self.query_one(TableSizesPane).show_snapshot(message.data, growth)
+        elif message.pane == "host":
+            if message.data is None:
+                self.query_one(HostPane).show_message(message.message)
+            else:
+                self.query_one(HostPane).show_snapshot(message.data)
+
+    def on_part_turned_off(self, message: PartTurnedOff) -> None:
+        self.notify(message.notice, severity="warning", timeout=8)
+
+    def on_idle_toggled(self, message: IdleToggled) -> None:
+        self.show_idle = message.show_idle
+        self.action_refresh_now()
+
+    # -- cancel / terminate --------------------------------------------------------
+    def on_sessions_signal_requested(self, message: SessionsSignalRequested) -> None:
+        pids = [s.pid for s in message.sessions]
+        if self.config.read_only:
+            self.run_signal(message.action, pids)  # refused and logged
+            return
+
+        def chosen(action: str | None) -> None:
+            if action:
+                self.run_signal(action, pids)
+
+        self.push_screen(ConfirmSignalScreen(message.sessions, message.action, self.config.read_only), chosen)
+
+    @work(group="signal")
+    async def run_signal(self, action: str, pids: list[int]) -> None:
+        from tui.db.actions import signal_backends
+
+        res = await signal_backends(self.config, action, pids)
+        ok = bool(res.signalled) and not res.failed and not res.refused
+        self.post_message(SessionsSignalled(res.summary, ok))
+
+    def on_sessions_signalled(self, message: SessionsSignalled) -> None:
+        self.notify(message.summary, severity="information" if message.ok else "warning", timeout=6)
+        self.action_refresh_now()
 
     # -- actions -------------------------------------------------------------------
     def action_toggle_pause(self) -> None:
@@ -120,4 +288,11 @@ class PreflightApp(App):
         self.notify("Paused" if self.paused else "Resumed", timeout=2)
 
     def action_refresh_now(self) -> None:
+        self._force = True
         self._wake.set()
+
+    def action_show_tab(self, n: int) -> None:
+        tabs = self.query_one(TabbedContent)
+        panes = list(tabs.query(TabPane))
+        if 1 <= n <= len(panes):
+            tabs.active = panes[n - 1].id

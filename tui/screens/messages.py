@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from tui.model.snapshot import ConnectionState, ServerInfo
+from tui.model.snapshot import (
+    ConnectionsSnapshot, ConnectionState, HostSnapshot, ServerInfo, SlowQueriesSnapshot, TablesSnapshot,
+)
 
 
 class ServerPolled(Message):
@@ -16,3 +18,29 @@ class ConnectionChanged(Message):
     def __init__(self, state: ConnectionState) -> None:
         super().__init__()
         self.state = state
+
+
+class PanePolled(Message):
+    """A pane's poll finished: ``pane`` is "connections", "slow", "tables" or "host"."""
+
+    def __init__(self, pane: str, data: ConnectionsSnapshot | SlowQueriesSnapshot | TablesSnapshot | HostSnapshot | None,
+                 message: str = "") -> None:
+        super().__init__()
+        self.pane = pane
+        self.data = data
+        self.message = message
+
+
+class PartTurnedOff(Message):
+    """An optional query failed on privileges or a timeout and switched itself off (one notice)."""
+
+    def __init__(self, notice: str) -> None:
+        super().__init__()
+        self.notice = notice
+
+
+class SessionsSignalled(Message):
+    def __init__(self, summary: str, ok: bool) -> None:
+        super().__init__()
+        self.summary = summary
+        self.ok = ok

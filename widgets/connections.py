@@ -1,0 +1,283 @@
+"""Connections pane: counts (aggregated on the server), a sparkline against max_connections,
+the session table keyed by pid, blocking chains, and cancel/terminate requests (sent up)."""
+from __future__ import annotations
+
+from collections import deque
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Input, Static
+
+from tui.model import format as fmt
+from tui.model.snapshot import ConnectionsSnapshot, Session
+from widgets._keyed import row_key_at_cursor, sync_rows
+
+SORTS = ("age", "pid", "state", "user", "database")
+
+COLUMNS = (  # key, label, width: what matters most first, so 80 columns show the query too
+    ("pid", "pid", 7), ("user", "user", 9), ("state", "state", 12), ("xact", "xact", 6),
+    ("query_age", "q age", 6), ("blocked_by", "blocked", 7), ("query", "query", 60),
+    ("wait", "wait", 16), ("database", "db", 12), ("app", "app", 14), ("client", "client", 15),
+)
+STATE_SHORT = {"idle in transaction": "idle in xact", "idle in transaction (aborted)": "xact aborted",
+               "fastpath function call": "fastpath"}
+
+
+class SessionsSignalRequested(Message):
+    """The user asked to cancel (or terminate) sessions: the screen confirms and runs it."""
+
+    def __init__(self, sessions: tuple[Session, ...], action: str) -> None:
+        super().__init__()
+        self.sessions = sessions
+        self.action = action
+
+
+class IdleToggled(Message):
+    def __init__(self, show_idle: bool) -> None:
+        super().__init__()
+        self.show_idle = show_idle
+
+
+def _short(text: str | None, n: int) -> str:
+    text = text or ""
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+class ConnectionsPane(Vertical):
+    DEFAULT_CSS = """
+    ConnectionsPane { height: 1fr; }
+    ConnectionsPane #conn-summary { height: auto; max-height: 3; padding: 0 1; }
+    ConnectionsPane #conn-filter { display: none; height: 3; }
+    ConnectionsPane #conn-filter.-shown { display: block; }
+    ConnectionsPane #sessions { height: 1fr; }
+    ConnectionsPane #chains { display: none; height: auto; max-height: 10; padding: 0 1; border-top: solid $accent; }
+    ConnectionsPane #chains.-shown { display: block; }
+    """
+
+    BINDINGS = [
+        Binding("i", "toggle_idle", "Idle", id="connections.idle"),
+        Binding("s", "cycle_sort", "Sort", id="connections.sort"),
+        Binding("slash", "filter", "Filter", id="connections.filter"),
+        Binding("space", "tag", "Tag", id="connections.tag"),
+        Binding("b", "toggle_chains", "Blocking", id="connections.chains"),
+        Binding("c", "cancel", "Cancel query", id="connections.cancel"),
+        Binding("K", "terminate", "Terminate", id="connections.terminate"),
+    ]
+
+    def __init__(self, idle_in_xact_threshold_s: float = 60.0, **kw) -> None:
+        super().__init__(**kw)
+        self.threshold = idle_in_xact_threshold_s
+        self.snapshot: ConnectionsSnapshot | None = None
+        self.show_idle = False
+        self.sort = "age"
+        self.filter_text = ""
+        self.tagged: set[int] = set()
+        self.history: deque[int] = deque(maxlen=300)
+        self.max_connections: int | None = None
+        self.visible_sessions: list[Session] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static("waiting for the first poll…", id="conn-summary")
+        yield Input(placeholder="filter: user, database, application, state or query text", id="conn-filter")
+        table = DataTable(id="sessions", cursor_type="row", zebra_stripes=False)
+        for key, label, width in COLUMNS:
+            table.add_column(label, key=key, width=width)
+        yield table
+        yield Static("", id="chains")
+
+    # -- data in -------------------------------------------------------------------
+    def record_total(self, total: int, max_connections: int) -> None:
+        """Every server poll adds a point to the sparkline, even while the pane is hidden."""
+        self.history.append(total)
+        self.max_connections = max_connections
+        if self.snapshot is not None:
+            self._draw_summary()
+
+    def show_snapshot(self, snap: ConnectionsSnapshot) -> None:
+        self.snapshot = snap
+        self.max_connections = snap.max_connections
+        live = {s.pid for s in snap.sessions}
+        self.tagged &= live
+        self._draw_summary()
+        self._draw_table()
+        self._draw_chains()
+
+    # -- drawing -------------------------------------------------------------------
+    def _draw_summary(self) -> None:
+        s = self.snapshot
+        if s is None:
+            return
+        def counts(pairs, n=4):
+            items = [f"{k} {v}" for k, v in pairs[:n]]
+            if len(pairs) > n:
+                items.append(f"+{len(pairs) - n}")
+            return " · ".join(items) or "—"
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append(f"sessions {s.total}/{s.max_connections} ", style="bold")
+        t.append(fmt.sparkline(self.history, self.max_connections or s.max_connections, 30), style="cyan")
+        t.append("  ")
+        t.append(counts(s.by_state, 5))
+        t.append(f"\ndb: {counts(s.by_database)}   app: {counts(s.by_application, 3)}   user: {counts(s.by_user, 3)}")
+        shown = len(self.visible_sessions)
+        mode = "all" if self.show_idle else "non-idle"
+        extra = f", filter “{self.filter_text}”" if self.filter_text else ""
+        more = f", {s.sessions_omitted} not listed" if s.sessions_omitted else ""
+        tags = f", {len(self.tagged)} tagged" if self.tagged else ""
+        t.append(f"\nshowing {shown} {mode} sessions, by {self.sort}{extra}{more}{tags}", style="dim")
+        self.query_one("#conn-summary", Static).update(t)
+
+    def _filtered(self) -> list[Session]:
+        s = self.snapshot
+        if s is None:
+            return []
+        rows = [x for x in s.sessions if self.show_idle or not x.is_idle]
+        if self.filter_text:
+            f = self.filter_text.lower()
+            rows = [x for x in rows if f in " ".join(
+                str(v) for v in (x.pid, x.user, x.database, x.application_name, x.state, x.query, x.client_addr)
+            ).lower()]
+        if self.sort == "age":
+            pass  # the server sends oldest first
+        elif self.sort == "pid":
+            rows.sort(key=lambda x: x.pid)
+        else:
+            rows.sort(key=lambda x: (str(getattr(x, self.sort) or ""), -x.age_s))
+        return rows
+
+    def _row_style(self, x: Session, blockers: set[int]) -> str:
+        if x.blocked_by:
+            return "bold red"
+        if x.is_idle_in_xact and (x.state_age_s or 0) >= self.threshold:
+            return "bold yellow"
+        if x.pid in blockers:
+            return "magenta"
+        return ""
+
+    def _cells(self, x: Session, blockers: set[int]) -> tuple:
+        style = self._row_style(x, blockers)
+        tag = "*" if x.pid in self.tagged else " "
+        wait = f"{x.wait_event_type}:{x.wait_event}" if x.wait_event_type else ""
+        state = STATE_SHORT.get(x.state or "", x.state or "(hidden)")
+        vals = (
+            f"{tag}{x.pid}", _short(x.user, 9), _short(state, 12), fmt.duration(x.xact_age_s),
+            fmt.duration(x.query_age_s), _short(",".join(map(str, x.blocked_by)), 7), _short(x.query, 200),
+            _short(wait, 16), _short(x.database, 12), _short(x.application_name, 14),
+            _short(x.client_addr or "local", 15),
+        )
+        cell_style = style + (" reverse" if x.pid in self.tagged else "")
+        out = []
+        for i, v in enumerate(vals):
+            st = cell_style
+            if i == 6 and x.query_hidden:
+                st = (st + " italic dim").strip()
+            out.append(Text(v, style=st.strip()))
+        return tuple(out)
+
+    def _draw_table(self) -> None:
+        s = self.snapshot
+        if s is None:
+            return
+        blockers = {b for x in s.sessions for b in x.blocked_by}
+        self.visible_sessions = self._filtered()
+        table = self.query_one("#sessions", DataTable)
+        sync_rows(table, [(str(x.pid), self._cells(x, blockers)) for x in self.visible_sessions])
+        self._draw_summary()
+
+    def _draw_chains(self) -> None:
+        s = self.snapshot
+        box = self.query_one("#chains", Static)
+        if s is None:
+            return
+        chains = s.blocking_chains()
+        if not chains:
+            box.update(Text("no blocking chains", style="dim"))
+            return
+        by_pid = {x.pid: x for x in s.sessions}
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append("blocking chains (who blocks whom)\n", style="bold")
+        for depth, pid in chains:
+            x = by_pid.get(pid)
+            lead = "  " * depth + ("└ " if depth else "")
+            t.append(f"{lead}{pid}", style="bold red" if depth else "bold magenta")
+            if x is not None:
+                t.append(f" {x.user or '?'} {x.state or '(hidden)'} {fmt.duration(x.xact_age_s)}: {_short(x.query, 80)}")
+            else:
+                t.append(" (not listed)")
+            t.append("\n")
+        box.update(t)
+
+    # -- selection -----------------------------------------------------------------
+    def selected(self) -> tuple[Session, ...]:
+        """Tagged sessions, else the one under the cursor."""
+        if self.snapshot is None:
+            return ()
+        by_pid = {x.pid: x for x in self.snapshot.sessions}
+        if self.tagged:
+            return tuple(by_pid[p] for p in sorted(self.tagged) if p in by_pid)
+        key = row_key_at_cursor(self.query_one("#sessions", DataTable))
+        return (by_pid[int(key)],) if key is not None and int(key) in by_pid else ()
+
+    # -- actions -------------------------------------------------------------------
+    def action_toggle_idle(self) -> None:
+        self.show_idle = not self.show_idle
+        self._draw_table()
+        self.post_message(IdleToggled(self.show_idle))
+
+    def action_cycle_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self._draw_table()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#conn-filter", Input)
+        box.add_class("-shown")
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "conn-filter":
+            self.filter_text = event.value.strip()
+            self._draw_table()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "conn-filter":
+            if not event.value.strip():
+                event.input.remove_class("-shown")
+            self.query_one("#sessions", DataTable).focus()
+
+    def key_escape(self) -> None:
+        box = self.query_one("#conn-filter", Input)
+        if box.has_class("-shown"):
+            box.value = ""
+            box.remove_class("-shown")
+            self.filter_text = ""
+            self._draw_table()
+            self.query_one("#sessions", DataTable).focus()
+
+    def action_tag(self) -> None:
+        key = row_key_at_cursor(self.query_one("#sessions", DataTable))
+        if key is None:
+            return
+        pid = int(key)
+        self.tagged ^= {pid}
+        self._draw_table()
+        table = self.query_one("#sessions", DataTable)
+        if table.cursor_row < table.row_count - 1:
+            table.move_cursor(row=table.cursor_row + 1)
+
+    def action_toggle_chains(self) -> None:
+        self.query_one("#chains").toggle_class("-shown")
+
+    def _request(self, action: str) -> None:
+        chosen = self.selected()
+        if not chosen:
+            self.notify("no session selected", severity="warning", timeout=3)
+            return
+        self.post_message(SessionsSignalRequested(chosen, action))
+
+    def action_cancel(self) -> None:
+        self._request("cancel")
+
+    def action_terminate(self) -> None:
+        self._request("terminate")

@@ -1,0 +1,74 @@
+"""Table sizes pane: the biggest tables, their parts, growth per minute, scans, dead rows."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from tui.model import format as fmt
+from tui.model.snapshot import TablesSnapshot, TableStat
+from widgets._keyed import sync_rows
+
+COLUMNS = (
+    ("name", "table", 24), ("total", "total", 10), ("growth", "growth/min", 10), ("rows", "est rows", 9),
+    ("flag", "", 8), ("table", "heap", 10), ("index", "index", 10), ("toast", "toast", 9),
+    ("seq", "seq scans", 9), ("idx", "idx scans", 9), ("dead", "dead", 8), ("vacuum", "autovacuum", 11),
+)
+
+
+class TableSizesPane(Vertical):
+    DEFAULT_CSS = """
+    TableSizesPane { height: 1fr; }
+    TableSizesPane #tables-summary { height: auto; padding: 0 1; }
+    TableSizesPane #tables { height: 1fr; }
+    """
+
+    def __init__(self, interval_s: float = 30.0, **kw) -> None:
+        super().__init__(**kw)
+        self.interval_s = interval_s
+        self.snapshot: TablesSnapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("waiting for the first poll…", id="tables-summary")
+        table = DataTable(id="tables", cursor_type="row")
+        for key, label, width in COLUMNS:
+            table.add_column(label, key=key, width=width)
+        yield table
+
+    def show_snapshot(self, snap: TablesSnapshot, growth_bps: float | None = None) -> None:
+        self.snapshot = snap
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append(f"database {fmt.size(snap.database_bytes)}", style="bold")
+        if growth_bps is not None:
+            t.append(f" ({'+' if growth_bps >= 0 else '-'}{fmt.size(abs(growth_bps) * 60)}/min)")
+        t.append(f"  top {len(snap.tables)} tables by total size, every {self.interval_s:g}s", style="dim")
+        flagged = sum(1 for x in snap.tables if x.mostly_seq_scanned)
+        if flagged:
+            t.append(f"  {flagged} large table{'s' if flagged > 1 else ''} read mostly by seq scan", style="bold yellow")
+        if snap.note:
+            t.append(f"  {snap.note}", style="yellow")
+        self.query_one("#tables-summary", Static).update(t)
+        sync_rows(self.query_one("#tables", DataTable), [(x.qualified_name, self._cells(x)) for x in snap.tables])
+
+    @staticmethod
+    def _cells(x: TableStat) -> tuple:
+        def n(v):
+            return fmt.count(v) if v is not None else "—"
+        growth = "—" if x.growth_bytes_per_min is None else (
+            ("+" if x.growth_bytes_per_min >= 0 else "-") + fmt.size(abs(x.growth_bytes_per_min)))
+        vac = x.last_autovacuum.strftime("%m-%d %H:%M") if isinstance(x.last_autovacuum, datetime) else "never"
+        dead_style = "yellow" if x.dead_rows and x.est_rows and x.dead_rows > 0.2 * x.est_rows else ""
+        return (
+            Text(x.qualified_name + (" (locked)" if x.locked else "")),
+            Text(("~" if x.locked else "") + fmt.size(x.total_bytes), justify="right", style="bold"),
+            Text(growth, justify="right", style="green" if (x.growth_bytes_per_min or 0) > 0 else ""),
+            Text(n(x.est_rows), justify="right"),
+            Text("SEQ-SCAN" if x.mostly_seq_scanned else "", style="bold yellow"),
+            Text(fmt.size(x.table_bytes), justify="right"), Text(fmt.size(x.index_bytes), justify="right"),
+            Text(fmt.size(x.toast_bytes), justify="right"),
+            Text(n(x.seq_scan), justify="right"), Text(n(x.idx_scan), justify="right"),
+            Text(n(x.dead_rows), justify="right", style=dead_style), Text(vac),
+        )
