@@ -175,12 +175,22 @@ def dispatch(args: argparse.Namespace) -> int:
 
         return run_demo(args)
     if cmd == "checklists":
-        return _not_yet(cmd)
+        from tui.checklist.commands import run_checklists
+
+        return run_checklists(args.checklist)
     cfg = make_config(args)
     if cmd == "monitor":
         return run_monitor(cfg)
     if cmd == "snapshot":
         return run_snapshot(cfg, args.format)
+    if cmd == "check":
+        from tui.checklist.commands import run_check
+
+        return run_check(cfg, args.format)
+    if cmd == "report":
+        from tui.checklist.commands import run_report
+
+        return run_report(cfg, args.output)
     return _not_yet(cmd)
 
 

@@ -353,8 +353,10 @@ _TYPE_NAMES = {"check": "c", "unique": "u", "primary_key": "p", "foreign_key": "
 def _norm_check(expr: str) -> str:
     e = expr.strip()
     e = re.sub(r"\s+NOT\s+VALID\s*$", "", e, flags=re.I)
-    e = re.sub(r"^CHECK\s*", "", e, flags=re.I)
-    return re.sub(r"[\s()\"]", "", e.lower())
+    e = re.sub(r"^CHECK\s*", "", e, flags=re.I).lower()
+    # the server shows literals with casts: (total < (1000)::numeric)
+    e = re.sub(r"::\"?[a-z_][a-z0-9_]*\"?(\s+(varying|precision|with(out)?\s+time\s+zone))?(\[\])?", "", e)
+    return re.sub(r"[\s()\"]", "", e)
 
 
 async def _check_constraint(conn, spec: dict, schema: str | None) -> tuple[str | None, str]:

@@ -1,0 +1,97 @@
+"""The headless commands: ``check``, ``report``, ``checklists`` (tui.cli dispatches to these).
+
+Exit codes: 0 nothing fails, 1 an item fails (or its probe could not run: error), 2 usage, connection
+or checklist-file error. Every problem is one line on stderr, never a traceback."""
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from tui.checklist.spec import ChecklistError, bundled_names, load_checklist
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _err(msg: str) -> None:
+    print(f"pgpreflight: error: {msg}", file=sys.stderr)
+
+
+def _warn(msg: str) -> None:
+    print(f"pgpreflight: warning: {msg}", file=sys.stderr)
+
+
+def _load(cfg):
+    from tui.checklist.runner import checklist_for
+
+    checklist = checklist_for(cfg)
+    for w in checklist.warnings:
+        _warn(w)
+    return checklist
+
+
+def _run(cfg, checklist):
+    from tui.checklist.runner import check_database
+
+    run = asyncio.run(check_database(cfg, checklist))
+    for w in run.state.warnings:
+        _warn(w)
+    return run
+
+
+def run_check(cfg, fmt: str = "text") -> int:
+    from tui.checklist.report import FORMATS
+
+    try:
+        checklist = _load(cfg)
+    except ChecklistError as e:
+        _err(str(e))
+        return EXIT_USAGE
+    run = _run(cfg, checklist)  # TargetError goes up to tui.cli: one line, exit 2
+    if fmt == "text":
+        color = sys.stdout.isatty() and not cfg.no_color
+        out = FORMATS["text"](run, color=color)
+    else:
+        out = FORMATS[fmt](run)
+    sys.stdout.write(out if out.endswith("\n") else out + "\n")
+    sys.stdout.flush()
+    return EXIT_FAIL if run.failed else EXIT_OK
+
+
+def run_report(cfg, output: Path | None = None) -> int:
+    from tui.checklist.report import signoff_report, summary_line
+
+    try:
+        checklist = _load(cfg)
+    except ChecklistError as e:
+        _err(str(e))
+        return EXIT_USAGE
+    run = _run(cfg, checklist)
+    text = signoff_report(run)
+    if output is None or str(output) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text, encoding="utf-8")
+        except OSError as e:
+            _err(f"cannot write {output}: {e.strerror or e}")
+            return EXIT_USAGE
+        print(f"pgpreflight: report written to {output} ({summary_line(run)})", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_checklists(selected: str | None = None) -> int:
+    for name in bundled_names():
+        try:
+            c = load_checklist(name)
+        except ChecklistError as e:  # pragma: no cover - bundled files are tested
+            _err(str(e))
+            return EXIT_USAGE
+        n_items = len(c.item_ids())
+        auto = sum(1 for i in c.items() if not i.manual)
+        mark = "*" if name == (selected or "general") else " "
+        print(f"{mark} {name:12} {n_items:3} items ({auto} verified automatically)  {c.title}")
+    print("\nUse --checklist NAME, or --checklist PATH for your own TOML file (* = the one in use).")
+    return EXIT_OK
