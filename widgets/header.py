@@ -49,16 +49,18 @@ class ServerHeader(Static):
     def render_text(self) -> Text:
         i, st = self.info, self.state
         line1 = Text(no_wrap=True, overflow="ellipsis")
-        line1.append("pgpreflight ", style="bold")
-        line1.append(self.target_display, style="bold cyan")
         if i is not None:
-            line1.append(f"  PG {i.version.split()[0]}")
+            line1.append(f"PG {i.version.split()[0]}", style="bold")
             if i.in_recovery:
                 line1.append(" standby", style="bold yellow")
             line1.append(f"  up {fmt.duration(i.uptime_s)}")
             line1.append(f"  db {fmt.size(i.database_bytes)}")
             if i.database_growth_bps is not None:
-                line1.append(f" ({'+' if i.database_growth_bps >= 0 else ''}{fmt.size(i.database_growth_bps * 60)}/min)")
+                line1.append(f" ({'+' if i.database_growth_bps >= 0 else '-'}{fmt.size(abs(i.database_growth_bps) * 60)}/min)")
+            line1.append("  ")
+        else:
+            line1.append("pgpreflight  ", style="bold")
+        line1.append(self.target_display, style="bold cyan")
         line2 = Text(no_wrap=True, overflow="ellipsis")
         if st.status == "connected":
             line2.append("● connected", style="bold green")

@@ -21,13 +21,17 @@ def run_demo(args) -> int:
     from tui.demo.workload import start_in_thread
 
     stop = threading.Event()
+    app_box: list = []
 
     def _on_signal(signum, _frame):
+        # SIGINT, SIGTERM, and SIGHUP (an SSH session that drops): stop, then clean up below
         stop.set()
-        if signum == signal.SIGINT and not args.no_ui:
+        if app_box:
+            app_box[0].exit()
+        elif not args.no_ui:
             raise KeyboardInterrupt
 
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     cluster = None
     workload = None
     try:
@@ -57,7 +61,10 @@ def run_demo(args) -> int:
         cfg = make_config(args, target=resolve_target(dsn))
         from tui.screens.app import PreflightApp
 
-        PreflightApp(cfg).run()
+        app = PreflightApp(cfg)
+        app_box.append(app)
+        if not stop.is_set():
+            app.run()
         return EXIT_OK
     except KeyboardInterrupt:
         return EXIT_OK

@@ -1,0 +1,313 @@
+"""Benchmark: pgpreflight side by side with pg_activity on one loaded server.
+
+    .venv/bin/pip install -q 'pg_activity[psycopg]==3.6.2'     # the comparison, not a dependency
+    .venv/bin/python tests/bench/bench_monitor.py [--seconds 60] [--big]
+
+Workload (issue 3): 2,000 tables, 200 idle and 5 idle-in-transaction sessions, pgbench at 50 tps.
+Both monitors run in tmux at 1 s refresh, at the same time, each as its own role so that
+pg_stat_statements attributes server time to each. Measured over the window:
+  - CPU seconds per minute of each monitor's process (psutil user+system);
+  - server-side execution time per minute of each monitor's queries (pg_stat_statements by role);
+  - peak RSS (sampled every 0.25 s);
+  - time to first full frame (spawn until the screen shows live data, polled with capture-pane).
+With --big: 1,000 sessions and 20,000 tables; server time of each poll, and the latency of a key press.
+Also: the whole images-mvp check on the demo database.
+Prints a Markdown table (paste it into the README).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import asyncpg
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tui.cluster import start_cluster, wait_for  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+
+
+class Sessions:
+    """Idle and idle-in-transaction client sessions held open in a background loop."""
+
+    def __init__(self, dsn: str, idle: int, idle_in_xact: int):
+        self.dsn, self.idle, self.iix = dsn, idle, idle_in_xact
+        self.loop = asyncio.new_event_loop()
+        self.conns: list = []
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._open())
+        self.ready.set()
+        self.loop.run_forever()
+
+    async def _open(self):
+        sem = asyncio.Semaphore(20)
+
+        async def one(i):
+            async with sem:
+                c = await asyncpg.connect(self.dsn, server_settings={"application_name": f"app-{i % 7}"})
+                if i < self.iix:
+                    await c.execute("BEGIN; SELECT 1")
+                return c
+
+        self.conns = await asyncio.gather(*(one(i) for i in range(self.idle + self.iix)))
+
+    def start(self):
+        self.thread.start()
+        self.ready.wait(300)
+
+    def stop(self):
+        async def close():
+            await asyncio.gather(*(c.close() for c in self.conns), return_exceptions=True)
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+async def make_tables(dsn: str, n: int):
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"""
+            DO $$ BEGIN
+              FOR i IN 1..{n} LOOP
+                EXECUTE format('CREATE TABLE IF NOT EXISTS bench_t%s (id int PRIMARY KEY, v text, at timestamptz)', i);
+              END LOOP;
+            END $$""")
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def setup_roles(dsn: str):
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        for r in ("bench_pgpf", "bench_pga"):
+            await conn.execute(f"DROP ROLE IF EXISTS {r}; CREATE ROLE {r} LOGIN; GRANT pg_monitor TO {r}")
+    finally:
+        await conn.close()
+
+
+async def server_ms_by_role(dsn: str) -> dict[str, float]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("""SELECT r.rolname, sum(s.total_exec_time)::float8 AS ms, sum(s.calls)::int8 AS calls
+                                     FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+                                    WHERE r.rolname IN ('bench_pgpf', 'bench_pga') GROUP BY r.rolname""")
+        return {r["rolname"]: (r["ms"], r["calls"]) for r in rows}
+    finally:
+        await conn.close()
+
+
+async def reset_stats(dsn: str):
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SELECT pg_stat_statements_reset()")
+    finally:
+        await conn.close()
+
+
+def tmux(*args) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True).stdout
+
+
+def pane_pid(session: str) -> int:
+    return int(tmux("display-message", "-p", "-t", session, "#{pane_pid}").strip())
+
+
+def spawn(session: str, cmd: str, width=200, height=50) -> tuple[float, psutil.Process]:
+    tmux("kill-session", "-t", session)
+    t0 = time.monotonic()
+    tmux("new-session", "-d", "-s", session, "-x", str(width), "-y", str(height), f"exec {cmd}")
+    pid = pane_pid(session)
+    return t0, psutil.Process(pid)
+
+
+def first_frame(session: str, t0: float, ready) -> float:
+    def check():
+        return ready(tmux("capture-pane", "-p", "-t", session))
+    wait_for(check, timeout=30, interval=0.02, what=f"{session} first frame")
+    return time.monotonic() - t0
+
+
+def measure(procs: dict[str, psutil.Process], seconds: float) -> dict[str, dict]:
+    start = {k: p.cpu_times() for k, p in procs.items()}
+    peak = {k: 0 for k in procs}
+    end_at = time.monotonic() + seconds
+    while time.monotonic() < end_at:
+        for k, p in procs.items():
+            try:
+                peak[k] = max(peak[k], p.memory_info().rss)
+            except psutil.NoSuchProcess:
+                pass
+        time.sleep(0.25)
+    out = {}
+    for k, p in procs.items():
+        end = p.cpu_times()
+        cpu = (end.user - start[k].user) + (end.system - start[k].system)
+        out[k] = {"cpu_s_per_min": cpu * 60 / seconds, "peak_rss_mib": peak[k] / 2**20}
+    return out
+
+
+def run_side_by_side(c, seconds: float) -> dict:
+    dsn = c.dsn("bench")
+    asyncio.run(reset_stats(dsn))
+    sock, port = c.socket_dir, c.port
+    pgpf_cmd = (f"env TERM=xterm-256color {VENV_BIN / 'pgpreflight'} --state-dir {c.base / 'state'} "
+                f"--dsn 'postgresql://bench_pgpf@/bench?host={sock}&port={port}' monitor --refresh 1")
+    pga_cmd = (f"env TERM=xterm-256color {VENV_BIN / 'pg_activity'} --refresh 1 -h {sock} -p {port} "
+               f"-U bench_pga -d bench --no-password")
+    t_pf, p_pf = spawn("bench_pgpf", pgpf_cmd)
+    t_pa, p_pa = spawn("bench_pga", pga_cmd)
+    ff_pf = first_frame("bench_pgpf", t_pf, lambda s: "● connected" in s and "tps" in s and "pgbench" in s)
+    ff_pa = first_frame("bench_pga", t_pa, lambda s: "PID" in s and "pgbench" in s)
+    asyncio.run(reset_stats(dsn))
+    res = measure({"pgpreflight": p_pf, "pg_activity": p_pa}, seconds)
+    srv = asyncio.run(server_ms_by_role(dsn))
+    res["pgpreflight"]["server_ms_per_min"] = srv.get("bench_pgpf", (0, 0))[0] * 60 / seconds
+    res["pg_activity"]["server_ms_per_min"] = srv.get("bench_pga", (0, 0))[0] * 60 / seconds
+    res["pgpreflight"]["queries_per_min"] = srv.get("bench_pgpf", (0, 0))[1] * 60 / seconds
+    res["pg_activity"]["queries_per_min"] = srv.get("bench_pga", (0, 0))[1] * 60 / seconds
+    res["pgpreflight"]["first_frame_s"] = ff_pf
+    res["pg_activity"]["first_frame_s"] = ff_pa
+    for s in ("bench_pgpf", "bench_pga"):
+        tmux("kill-session", "-t", s)
+    return res
+
+
+async def poll_server_ms(dsn: str, rounds: int = 5) -> dict[str, float]:
+    """Server time of each of our pollers' queries on the current database (pg_stat_statements)."""
+    from tui.config import resolve_target
+    from tui.db import poller as poller_mod
+    from tui.db.connect import connect
+
+    conn = await connect(resolve_target(dsn), role="bench", statement_timeout_ms=30000)
+    admin = await asyncpg.connect(dsn)
+    try:
+        out = {}
+        poll_fn = getattr(poller_mod, "poll_all", None)
+        await admin.execute("SELECT pg_stat_statements_reset()")
+        t0 = time.perf_counter()
+        for _ in range(rounds):
+            if poll_fn is not None:
+                await poll_fn(conn)
+            else:
+                await poller_mod.ServerPoller().poll(conn, with_size=True)
+        wall = (time.perf_counter() - t0) / rounds
+        ms = await admin.fetchval("""SELECT sum(total_exec_time) FROM pg_stat_statements s
+                                      JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = current_user
+                                       AND s.query NOT ILIKE '%pg_stat_statements_reset%'""")
+        out["server_ms_per_poll"] = float(ms or 0) / rounds
+        out["wall_ms_per_poll"] = wall * 1000
+        return out
+    finally:
+        await conn.close()
+        await admin.close()
+
+
+async def checklist_seconds(cluster) -> float | None:
+    try:
+        from tui.checklist import runner  # noqa: F401
+    except ImportError:
+        return None
+    from tui.demo.data import build_demo_database, write_app_dir
+
+    dsn = await build_demo_database(cluster.dsn("postgres"), "metaextract")
+    app_dir = write_app_dir(cluster.base / "app")
+    t0 = time.perf_counter()
+    res = subprocess.run([str(VENV_BIN / "pgpreflight"), "check", "--dsn", dsn, "--checklist", "images-mvp",
+                          "--app-root", str(app_dir), "--state-dir", str(cluster.base / "state"), "--format", "json"],
+                         capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    del res
+    return wall
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--big", action="store_true", help="also 1,000 sessions and 20,000 tables")
+    args = ap.parse_args()
+    if not shutil.which("tmux"):
+        print("bench: tmux is needed", file=sys.stderr)
+        return 2
+    if not (VENV_BIN / "pg_activity").exists():
+        print("bench: install the comparison first: .venv/bin/pip install 'pg_activity[psycopg]==3.6.2'",
+              file=sys.stderr)
+        return 2
+    c = start_cluster(settings={"max_connections": "1200", "shared_buffers": "256MB",
+                                "max_locks_per_transaction": "256"})
+    sessions = pgbench = None
+    rows = []
+    try:
+        admin = c.dsn("postgres")
+        subprocess.run([str(c.bindir.parent / "bin" / "psql") if (c.bindir / "psql").exists() else "psql",
+                        admin, "-qc", "CREATE DATABASE bench"], check=True, capture_output=True)
+        dsn = c.dsn("bench")
+        asyncio.run(setup_roles(dsn))
+        t = time.monotonic()
+        asyncio.run(make_tables(dsn, 2000))
+        print(f"bench: 2,000 tables in {time.monotonic() - t:.1f} s", file=sys.stderr)
+        pgb = shutil.which("pgbench") or str(c.bindir / "pgbench")
+        subprocess.run([pgb, "-i", "-q", "-s", "1", "-h", str(c.socket_dir), "-p", str(c.port), "-U", "postgres",
+                        "bench"], check=True, capture_output=True)
+        pgbench = subprocess.Popen([pgb, "-R", "50", "-T", str(int(args.seconds) + 120), "-c", "2", "-n",
+                                    "-h", str(c.socket_dir), "-p", str(c.port), "-U", "postgres", "bench"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sessions = Sessions(dsn, 200, 5)
+        sessions.start()
+        res = run_side_by_side(c, args.seconds)
+        pf, pa = res["pgpreflight"], res["pg_activity"]
+        rows += [
+            ("CPU s/min of the monitor process", f"{pf['cpu_s_per_min']:.2f}", f"{pa['cpu_s_per_min']:.2f}",
+             "≤ pg_activity"),
+            ("server execution ms/min of its queries", f"{pf['server_ms_per_min']:.0f}",
+             f"{pa['server_ms_per_min']:.0f}", "≤ 1/10 of pg_activity"),
+            ("queries/min", f"{pf['queries_per_min']:.0f}", f"{pa['queries_per_min']:.0f}", ""),
+            ("peak RSS MiB", f"{pf['peak_rss_mib']:.1f}", f"{pa['peak_rss_mib']:.1f}", "≤ 1.2× pg_activity"),
+            ("first full frame s", f"{pf['first_frame_s']:.2f}", f"{pa['first_frame_s']:.2f}", "≤ 1 s"),
+        ]
+        if args.big:
+            sessions.stop()
+            sessions = Sessions(dsn, 1000, 5)
+            sessions.start()
+            asyncio.run(make_tables(dsn, 20000))
+            big = asyncio.run(poll_server_ms(c.dsn("bench")))
+            rows.append(("1,000 sessions, 20,000 tables: server ms per poll", f"{big['server_ms_per_poll']:.1f}", "",
+                         "< 100 ms"))
+            rows.append(("1,000 sessions, 20,000 tables: wall ms per poll", f"{big['wall_ms_per_poll']:.1f}", "", ""))
+        ck = asyncio.run(checklist_seconds(c))
+        if ck is not None:
+            rows.append(("images-mvp check on the demo db, whole command s", f"{ck:.2f}", "", "≤ 2 s"))
+    finally:
+        if pgbench is not None:
+            pgbench.terminate()
+        if sessions is not None:
+            try:
+                sessions.stop()
+            except Exception:
+                pass
+        c.destroy()
+    print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, {args.seconds:.0f} s window, "
+          f"1 s refresh, PostgreSQL {c.bindir.parent.name}:\n")
+    print("| figure | pgpreflight | pg_activity 3.6.2 | target |")
+    print("| --- | ---: | ---: | --- |")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
