@@ -72,7 +72,7 @@ def run_demo(args) -> int:
         for s, h in previous.items():
             signal.signal(s, h)
         if workload is not None:
-            workload.stop_and_join(5)
+            workload.stop_and_join(10)
         if cluster is not None:
             cluster.destroy()
             _say("stopped the server and removed its files")

@@ -159,6 +159,12 @@ class Workload:
         except BaseException as e:  # never let a traceback reach stderr
             log.debug("workload thread ended with %r", e)
         finally:
+            for c in list(self._conns):  # anything a cancelled task left open
+                try:
+                    c.terminate()
+                except Exception:
+                    pass
+            self._conns.clear()
             try:
                 loop.close()
             except Exception:
