@@ -67,9 +67,13 @@ async def connect(
         settings["lock_timeout"] = str(int(lock_timeout_ms))
     if extra_settings:
         settings.update(extra_settings)
+    # A stalled server (SIGSTOP, a network partition) never fires its own statement_timeout:
+    # a client-side command timeout a little past it keeps every await bounded.
+    command_timeout = (statement_timeout_ms / 1000 + 2) if statement_timeout_ms else None
     try:
         return await asyncio.wait_for(
-            asyncpg.connect(**target.connect_kwargs(), timeout=timeout, server_settings=settings),
+            asyncpg.connect(**target.connect_kwargs(), timeout=timeout, server_settings=settings,
+                            command_timeout=command_timeout),
             timeout=timeout + 0.5,
         )
     except asyncio.CancelledError:
