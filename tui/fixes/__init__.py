@@ -1,0 +1,19 @@
+"""Guarded fixes for checklist items. No textual here.
+
+Public API (see tui.fixes.base for the guards):
+
+- ``plan_fix(config, fix_name, params, item_id=, options=) -> Plan``: changes nothing.
+- ``run_fix(config, fix_name, params, item_id=, confirmations=, progress_cb=, cancel_event=, options=) -> FixResult``:
+  raises ``FixRefused`` when a guard says no (read-only, not confirmed, a precondition, the object busy).
+- ``run_followup(config, choice, option)``: the operator's answer to ``FixResult.choice``.
+- ``REGISTRY``: fix name -> Fix class.
+
+``options`` (not from the checklist; from the operator): ``on_invalid`` ("drop" | "ask"),
+``on_violation`` ("drop" | "keep" | "ask"), ``lock_timeout_ms``, ``restore_dsn``, ``backup_dir``.
+"""
+from tui.fixes.base import (REGISTRY, Fix, FixCancelled, FixContext, FixError, FixRefused, get_fix_class,
+                            params_for_item, plan_fix, run_fix, run_followup)
+from tui.fixes import backup, connections, constraints, indexes, settings  # noqa: F401  (register the fixes)
+
+__all__ = ["REGISTRY", "Fix", "FixCancelled", "FixContext", "FixError", "FixRefused", "get_fix_class",
+           "params_for_item", "plan_fix", "run_fix", "run_followup"]

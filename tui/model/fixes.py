@@ -1,0 +1,124 @@
+"""What a fix shows before, during and after it runs. Pure Python: no textual, no asyncpg.
+
+tui.fixes builds these; widgets.fix_plan and widgets.fix_progress draw them; the CLI prints them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """One thing checked before a fix may run: privileges, server version, disk space, a primary."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+    def line(self) -> str:
+        mark = "ok" if self.ok else "NO"
+        return f"[{mark}] {self.name}" + (f": {self.detail}" if self.detail else "")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Exactly what a fix will do, shown before anything runs."""
+
+    fix: str
+    title: str
+    target: str  # the redacted display form of the target: never a password
+    item_id: str | None = None
+    statements: tuple[str, ...] = ()  # the exact SQL, in order
+    commands: tuple[str, ...] = ()  # shell commands (pg_dump, pg_restore), password-free
+    locks: tuple[str, ...] = ()  # which locks, on what, and what they block
+    estimate: str = ""  # how long it may take, and from what
+    estimate_s: float | None = None
+    preconditions: tuple[Precondition, ...] = ()
+    notes: tuple[str, ...] = ()  # what the operator should know (restart needed, nothing to do, ...)
+    writes: bool = True  # False: changes nothing in the database (connection test)
+    nothing_to_do: bool = False
+    confirmations: int = 1  # terminate: 2
+
+    @property
+    def blocked(self) -> bool:
+        return any(not p.ok for p in self.preconditions)
+
+    @property
+    def blockers(self) -> tuple[Precondition, ...]:
+        return tuple(p for p in self.preconditions if not p.ok)
+
+    def text(self) -> str:
+        """The plan as plain text (headless --dry-run, the details pane)."""
+        out = [f"Fix: {self.title}  ({self.fix}{' for ' + self.item_id if self.item_id else ''})",
+               f"Target: {self.target}"]
+        if self.nothing_to_do:
+            out.append("Nothing to do.")
+        if self.statements:
+            out.append("SQL, in order:")
+            out += ["  " + line for s in self.statements for line in s.splitlines()]
+        if self.commands:
+            out.append("Commands:")
+            out += [f"  {c}" for c in self.commands]
+        if self.locks:
+            out.append("Locks:")
+            out += [f"  {x}" for x in self.locks]
+        if self.estimate:
+            out.append(f"Estimate: {self.estimate}")
+        if self.preconditions:
+            out.append("Preconditions:")
+            out += [f"  {p.line()}" for p in self.preconditions]
+        for n in self.notes:
+            out.append(f"Note: {n}")
+        return "\n".join(out) + "\n"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report of a running fix."""
+
+    phase: str
+    fraction: float | None = None  # 0..1, None when unknown
+    detail: str = ""  # e.g. "blocks 120/400 · tuples 10,000/50,000"
+    step: int = 1  # which of `steps` (index 2 of 3)
+    steps: int = 1
+    blocks_done: int | None = None
+    blocks_total: int | None = None
+    tuples_done: int | None = None
+    tuples_total: int | None = None
+
+    def line(self) -> str:
+        pct = f" {self.fraction * 100:.0f}%" if self.fraction is not None else ""
+        step = f"[{self.step}/{self.steps}] " if self.steps > 1 else ""
+        return f"{step}{self.phase}{pct}" + (f" · {self.detail}" if self.detail else "")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A decision a failed fix leaves to the operator (drop the INVALID index, drop or keep NOT VALID)."""
+
+    kind: str  # "invalid_index" | "check_violation"
+    prompt: str
+    options: tuple[tuple[str, str], ...]  # (value, label); the first is the default
+    fix: str = ""  # the follow-up fix that carries out a non-"keep" option
+    params: dict = field(default_factory=dict, hash=False, compare=True)
+
+
+@dataclass(frozen=True)
+class FixResult:
+    ok: bool
+    summary: str
+    figures: dict = field(default_factory=dict, hash=False, compare=True)
+    left_behind: tuple[str, ...] = ()  # what is left in the database, said exactly ("nothing" when empty)
+    statements: tuple[str, ...] = ()  # what was actually sent to the server
+    cancelled: bool = False
+    choice: Choice | None = None  # a follow-up decision (UI) that has not been taken yet
+    details: tuple[str, ...] = ()  # more lines: sample violating rows, pg_restore warnings, ...
+
+    def text(self) -> str:
+        out = [("OK: " if self.ok else ("CANCELLED: " if self.cancelled else "FAILED: ")) + self.summary]
+        out += [f"  {d}" for d in self.details]
+        if self.figures:
+            out.append("  figures: " + ", ".join(f"{k}={v}" for k, v in self.figures.items()
+                                                 if not isinstance(v, (dict, list))))
+        out.append("  left behind: " + ("; ".join(self.left_behind) if self.left_behind else "nothing"))
+        return "\n".join(out) + "\n"
