@@ -371,8 +371,14 @@ def _parse_item(ri: Any, section: str, file: str, line: int | None, lines: _Line
         elif not isinstance(params, dict):
             raise ChecklistError(file, fline, f"item {iid!r}: fix params must be a table")
         fix = Fix(raw_fix["name"], dict(params))
-    return Item(id=iid, title=title, section=section, why=str(ri.get("why", "")).strip(), severity=severity,
+    return Item(id=iid, title=title, section=section, why=_paragraphs(ri.get("why", "")), severity=severity,
                 probe=probe, fix=fix, source=ri.get("source"), line=line, file=file)
+
+
+def _paragraphs(text) -> str:
+    """TOML multi-line strings wrap by hand: join wrapped lines, keep blank-line paragraph breaks."""
+    t = str(text).strip()
+    return re.sub(r"[ \t]*(?<!\n)\n(?!\n)[ \t]*", " ", t)
 
 
 def _parse_probe(raw: dict, iid: str, file: str, line: int | None, lines: _Lines, warn) -> Probe:

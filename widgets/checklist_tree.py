@@ -1,0 +1,316 @@
+"""The launch checklist as a tree: sections with their counts (3/5), items with a status mark and
+colour, and a progress bar for the whole checklist. Draws a :class:`tui.model.checklist.ChecklistView`;
+key presses travel up as messages (the pane decides). textual + rich + tui.model only.
+
+Expanded sections and the cursor survive every refresh, keyed by section and item id: when the
+structure is unchanged the labels are updated in place; when it changed, the tree is rebuilt and
+the expanded set and the cursor are restored by id.
+"""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Input, ProgressBar, Static, Tree
+from textual.widgets.tree import TreeNode
+
+from tui.model.checklist import COLOURS, MANUAL, MARKS, PASS, PENDING, ChecklistView, ItemView, SectionView
+
+SECTION_PREFIX = "section:"
+
+
+def item_label(item: ItemView, width: int = 70) -> Text:
+    t = Text(no_wrap=True, overflow="ellipsis")
+    colour = COLOURS.get(item.status, "white")
+    t.append(f"{MARKS.get(item.status, '?')} ", style=f"bold {colour}")
+    title_style = "bold" if item.severity == "critical" and item.status not in (PASS, PENDING) else ""
+    t.append(item.title, style=title_style)
+    if item.tick is not None:
+        t.append(f"  ☑ {item.tick.by}", style="green")
+    if item.notes:
+        t.append(f"  ✎{len(item.notes)}", style="cyan")
+    if item.detail:
+        detail = item.detail if len(item.detail) <= width else item.detail[: width - 1] + "…"
+        t.append(f"  {detail}", style=f"dim {colour}" if item.status != PASS else "dim")
+    return t
+
+
+def section_label(section: SectionView) -> Text:
+    worst = section.worst
+    t = Text(no_wrap=True)
+    t.append(f"{MARKS.get(worst, '?')} ", style=f"bold {COLOURS.get(worst, 'white')}")
+    t.append(section.title, style="bold")
+    t.append(f"  {section.counts}", style=COLOURS.get(PASS if section.passed == len(section.items) else worst, ""))
+    return t
+
+
+class ChecklistTree(Tree[str]):
+    """Node data: an item id, or ``section:<id>`` for a section."""
+
+    DEFAULT_CSS = """
+    ChecklistTree { height: 1fr; }
+    """
+
+    BINDINGS = [
+        Binding("space", "tick", "Tick", id="checklist.tick"),
+        Binding("n", "note", "Note", id="checklist.note"),
+        Binding("enter", "details", "Details", id="checklist.details"),
+        Binding("f", "fix", "Fix", id="checklist.fix"),
+        Binding("v", "verify", "Verify now", id="checklist.verify"),
+    ]
+
+    class TickToggled(Message):
+        """Space on an item a person confirms (the pane records who and when)."""
+
+        def __init__(self, item_id: str, ticked: bool) -> None:
+            super().__init__()
+            self.item_id = item_id
+            self.ticked = ticked
+
+    class NoteRequested(Message):
+        def __init__(self, item_id: str) -> None:
+            super().__init__()
+            self.item_id = item_id
+
+    class DetailsRequested(Message):
+        def __init__(self, item_id: str) -> None:
+            super().__init__()
+            self.item_id = item_id
+
+    class VerifyRequested(Message):
+        pass
+
+    class FixRequested(Message):
+        """`f` on an item that names a fix: the screen that owns fixes decides and runs it."""
+
+        def __init__(self, item_id: str, fix_name: str | None) -> None:
+            super().__init__()
+            self.item_id = item_id
+            self.fix_name = fix_name
+
+    class NotTickable(Message):
+        def __init__(self, item_id: str, reason: str) -> None:
+            super().__init__()
+            self.item_id = item_id
+            self.reason = reason
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("checklist", id=id)
+        self.show_root = False
+        self.guide_depth = 2
+        self.checklist_view: ChecklistView | None = None
+        self._structure: list[tuple[str, tuple[str, ...]]] | None = None
+        self._by_key: dict[str, TreeNode[str]] = {}
+
+    # -- drawing ---------------------------------------------------------------------------
+    def show(self, view: ChecklistView) -> None:
+        self.checklist_view = view
+        structure = [(s.id, tuple(i.id for i in s.items)) for s in view.sections]
+        if structure == self._structure:
+            for s in view.sections:
+                self._by_key[SECTION_PREFIX + s.id].set_label(section_label(s))
+                for it in s.items:
+                    self._by_key[it.id].set_label(item_label(it))
+            return
+        first = self._structure is None
+        expanded = {k for k, n in self._by_key.items() if n.is_expanded}
+        cursor = self.cursor_node.data if self.cursor_node is not None else None
+        self.clear()
+        self._by_key = {}
+        for s in view.sections:
+            key = SECTION_PREFIX + s.id
+            node = self.root.add(section_label(s), data=key, expand=first or key in expanded)
+            self._by_key[key] = node
+            for it in s.items:
+                self._by_key[it.id] = node.add_leaf(item_label(it), data=it.id)
+        self._structure = structure
+        if cursor in self._by_key:
+            target = self._by_key[cursor]
+            self.call_after_refresh(self.move_cursor, target)
+
+    def node_for(self, key: str) -> TreeNode[str] | None:
+        """The node of an item id, or of ``section:<id>``."""
+        return self._by_key.get(key)
+
+    def expanded_ids(self) -> set[str]:
+        return {k for k, n in self._by_key.items() if n.is_expanded}
+
+    @property
+    def current_item(self) -> ItemView | None:
+        node = self.cursor_node
+        if node is None or self.checklist_view is None or node.data is None or node.data.startswith(SECTION_PREFIX):
+            return None
+        return self.checklist_view.item(node.data)
+
+    def select_item(self, item_id: str) -> None:
+        node = self._by_key.get(item_id)
+        if node is not None:
+            if node.parent is not None and not node.parent.is_expanded:
+                node.parent.expand()
+            self.call_after_refresh(self.move_cursor, node)
+
+    # -- keys ------------------------------------------------------------------------------
+    def _on_section(self) -> bool:
+        node = self.cursor_node
+        if node is not None and node.data and node.data.startswith(SECTION_PREFIX):
+            node.toggle()
+            return True
+        return False
+
+    def action_tick(self) -> None:
+        if self._on_section():
+            return
+        it = self.current_item
+        if it is None:
+            return
+        if not it.tickable:
+            self.post_message(self.NotTickable(it.id, "verified automatically: only items a person confirms are ticked"))
+            return
+        self.post_message(self.TickToggled(it.id, it.tick is None))
+
+    def action_note(self) -> None:
+        it = self.current_item
+        if it is not None:
+            self.post_message(self.NoteRequested(it.id))
+
+    def action_details(self) -> None:
+        if self._on_section():
+            return
+        it = self.current_item
+        if it is not None:
+            self.post_message(self.DetailsRequested(it.id))
+
+    def action_fix(self) -> None:
+        it = self.current_item
+        if it is not None:
+            self.post_message(self.FixRequested(it.id, it.fix_name))
+
+    def action_verify(self) -> None:
+        self.post_message(self.VerifyRequested())
+
+
+class ChecklistProgress(Vertical):
+    """One line of counts and a progress bar over the whole checklist."""
+
+    DEFAULT_CSS = """
+    ChecklistProgress { height: auto; padding: 0 1; }
+    ChecklistProgress > Horizontal { height: 1; }
+    ChecklistProgress #checklist-summary { width: 1fr; height: 1; }
+    ChecklistProgress ProgressBar { width: auto; height: 1; }
+    ChecklistProgress #checklist-status { height: auto; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            yield Static("", id="checklist-summary")
+            yield ProgressBar(total=1, show_eta=False, id="checklist-bar")
+        yield Static("", id="checklist-status")
+
+    def show(self, view: ChecklistView, status: str = "") -> None:
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append(view.title, style="bold")
+        t.append(f"  {view.passed}/{view.total} pass", style="green" if view.passed == view.total else "")
+        for s in ("fail", "error", "warn", "manual"):
+            n = view.count(s)
+            if n:
+                t.append(f"  {n} {s}", style=COLOURS[s])
+        self.query_one("#checklist-summary", Static).update(t)
+        bar = self.query_one("#checklist-bar", ProgressBar)
+        bar.update(total=max(view.total, 1), progress=view.passed)
+        line = Text(no_wrap=True, overflow="ellipsis")
+        if view.error:
+            line.append(view.error, style="bold red")
+        elif status:
+            line.append(status, style="dim")
+        self.query_one("#checklist-status", Static).update(line)
+
+
+class ItemDetailsScreen(ModalScreen[None]):
+    """Enter on an item: the why, the evidence, ticks and notes, and the fix (its exact SQL when known)."""
+
+    DEFAULT_CSS = """
+    ItemDetailsScreen { align: center middle; }
+    ItemDetailsScreen > VerticalScroll {
+        width: 90%; max-width: 110; height: auto; max-height: 90%;
+        border: thick $primary; background: $surface; padding: 0 1;
+    }
+    """
+    BINDINGS = [Binding("escape,enter,q", "dismiss", "Close", id="checklist.details.close")]
+
+    def __init__(self, item: ItemView) -> None:
+        super().__init__()
+        self.item = item
+
+    def compose(self) -> ComposeResult:
+        it = self.item
+        t = Text()
+        t.append(f"{MARKS.get(it.status, '?')} {it.status.upper()}  ", style=f"bold {COLOURS.get(it.status, '')}")
+        t.append(it.title, style="bold")
+        t.append(f"\n{it.id} · {it.severity} · {it.kind}\n", style="dim")
+        t.append("\nEvidence\n", style="bold underline")
+        t.append((it.detail or "not verified yet") + "\n")
+        if it.why:
+            t.append("\nWhy\n", style="bold underline")
+            t.append(it.why + "\n")
+        if it.tick:
+            t.append(f"\nTicked by {it.tick.by} at {it.tick.at}\n", style="green")
+        if it.notes:
+            t.append("\nNotes\n", style="bold underline")
+            for n in it.notes:
+                t.append(f"{n.at} {n.by}: ", style="dim")
+                t.append(n.text + "\n")
+        t.append("\nFix\n", style="bold underline")
+        if it.fix_name:
+            t.append(f"{it.fix_name}", style="bold")
+            params = ", ".join(f"{k}={v!r}" for k, v in it.fix_params.items())
+            if params:
+                t.append(f"  ({params})", style="dim")
+            t.append("\n")
+            if it.fix_sql:
+                t.append(it.fix_sql + "\n", style="cyan")
+            t.append("press f on the item to run it (a plan is shown first)\n", style="dim")
+        else:
+            t.append("no automatic fix: a person acts, then ticks or verifies again\n", style="dim")
+        with VerticalScroll():
+            yield Static(t, id="details-body")
+
+    def action_dismiss(self, result=None) -> None:  # type: ignore[override]
+        self.dismiss(None)
+
+
+class NoteScreen(ModalScreen[str | None]):
+    """`n` on an item: one line of text, Enter keeps it, Esc drops it."""
+
+    DEFAULT_CSS = """
+    NoteScreen { align: center middle; }
+    NoteScreen > Vertical { width: 80%; max-width: 100; height: auto; border: thick $accent;
+                            background: $surface; padding: 0 1; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="checklist.note.cancel")]
+
+    def __init__(self, item: ItemView) -> None:
+        super().__init__()
+        self.item = item
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text.assemble(("Note on ", "dim"), (self.item.title, "bold"), (f"  {self.item.id}", "dim")))
+            yield Input(placeholder="what was done, by whom, where (Enter saves, Esc cancels)", id="note-input")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value.strip()
+        self.dismiss(text or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+__all__ = ["ChecklistTree", "ChecklistProgress", "ItemDetailsScreen", "NoteScreen", "item_label", "section_label",
+           "MANUAL"]
