@@ -37,10 +37,14 @@ def sync_rows(table: DataTable, rows: list[tuple[str, tuple]]) -> int:
         if cursor_key in state:
             table.move_cursor(row=order.index(cursor_key), animate=False, scroll=False)
         return written
-    for k in [k for k in order if k not in want_set]:
+    gone = [k for k in order if k not in want_set]
+    cursor_key = order[table.cursor_row] if gone and 0 <= table.cursor_row < len(order) else None
+    for k in gone:
         table.remove_row(k)
         state.pop(k, None)
     order[:] = kept
+    if cursor_key in state:  # rows above it went away: keep the cursor on its row, not its index
+        table.move_cursor(row=order.index(cursor_key), animate=False, scroll=False)
     for key, cells in rows:
         sigs = tuple(_sig(c) for c in cells)
         old = state.get(key)

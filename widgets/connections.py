@@ -49,7 +49,7 @@ def _short(text: str | None, n: int) -> str:
 class ConnectionsPane(Vertical):
     DEFAULT_CSS = """
     ConnectionsPane { height: 1fr; }
-    ConnectionsPane #conn-summary { height: auto; max-height: 3; padding: 0 1; }
+    ConnectionsPane #conn-summary { height: 3; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     ConnectionsPane #conn-filter { display: none; height: 3; }
     ConnectionsPane #conn-filter.-shown { display: block; }
     ConnectionsPane #sessions { height: 1fr; }
@@ -120,7 +120,7 @@ class ConnectionsPane(Vertical):
         t.append(fmt.sparkline(self.history, self.max_connections or s.max_connections, 30), style="cyan")
         t.append("  ")
         t.append(counts(s.by_state, 5))
-        t.append(f"\ndb: {counts(s.by_database)}   app: {counts(s.by_application, 3)}   user: {counts(s.by_user, 3)}")
+        t.append(f"\ndb: {counts(s.by_database, 2)}   app: {counts(s.by_application, 2)}   user: {counts(s.by_user, 2)}")
         shown = len(self.visible_sessions)
         mode = "all" if self.show_idle else "non-idle"
         extra = f", filter “{self.filter_text}”" if self.filter_text else ""

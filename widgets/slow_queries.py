@@ -67,7 +67,7 @@ class SlowQueriesPane(Vertical):
         msg = Text(no_wrap=False)
         if snap.source == "pg_stat_statements":
             msg.append(f"top statements by {self.order} time", style="bold")
-            msg.append(f"  all {fmt.ms(snap.total_ms)} ms since reset", style="dim")
+            msg.append(f"  all statements: {fmt.duration((snap.total_ms or 0) / 1000)} since reset", style="dim")
             msg.append("\nm: mean/total  enter: full query  Δ: since last poll  1m: last minute", style="dim")
             rows = sorted(snap.statements, key=lambda s: -(s.mean_ms if self.order == "mean" else s.total_ms))
         else:

@@ -23,7 +23,7 @@ class TableSizesPane(Vertical):
     DEFAULT_CSS = """
     TableSizesPane { height: 1fr; }
     TableSizesPane #tables-summary { height: auto; padding: 0 1; }
-    TableSizesPane #tables { height: 1fr; }
+    TableSizesPane #table-sizes { height: 1fr; }
     """
 
     def __init__(self, interval_s: float = 30.0, **kw) -> None:
@@ -33,7 +33,7 @@ class TableSizesPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for the first poll…", id="tables-summary")
-        table = DataTable(id="tables", cursor_type="row")
+        table = DataTable(id="table-sizes", cursor_type="row")
         for key, label, width in COLUMNS:
             table.add_column(label, key=key, width=width)
         yield table
@@ -51,7 +51,7 @@ class TableSizesPane(Vertical):
         if snap.note:
             t.append(f"  {snap.note}", style="yellow")
         self.query_one("#tables-summary", Static).update(t)
-        sync_rows(self.query_one("#tables", DataTable), [(x.qualified_name, self._cells(x)) for x in snap.tables])
+        sync_rows(self.query_one("#table-sizes", DataTable), [(x.qualified_name, self._cells(x)) for x in snap.tables])
 
     @staticmethod
     def _cells(x: TableStat) -> tuple:

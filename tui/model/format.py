@@ -81,6 +81,10 @@ def ms(x: float | None) -> str:
 def count(n: int | None) -> str:
     if n is None:
         return "—"
-    if n < 100_000:
+    if abs(n) < 100_000:
         return f"{n:,}"
-    return humanize.intword(n, format="%.1f").replace(" million", "M").replace(" billion", "G")
+    for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            v = n / div
+            return f"{v:.1f}{unit}" if abs(v) < 100 else f"{v:.0f}{unit}"
+    return str(n)
