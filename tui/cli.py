@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     f.add_argument("--yes", action="store_true", help="run without asking (required with no terminal)")
     f.add_argument("--restore-dsn", help="backup_test: restore onto this server instead")
+    f.add_argument("--undo", action="store_true", help="slow_query_log: restore the value it replaced")
+    f.add_argument("--keep-not-valid", action="store_true",
+                   help="add_check_constraint: when rows violate it, keep it NOT VALID instead of dropping it")
+    f.add_argument("--lock-timeout", type=_positive_float, metavar="SECONDS",
+                   help="lock_timeout for DDL (default 5)")
 
     r = sub.add_parser("report", help="write a Markdown sign-off report")
     _add_common(r, top=False)
@@ -191,6 +196,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from tui.checklist.commands import run_report
 
         return run_report(cfg, args.output)
+    if cmd == "fix":
+        from tui.fixes.headless import run_fix_command
+
+        return run_fix_command(cfg, args)
     return _not_yet(cmd)
 
 

@@ -15,5 +15,15 @@ from tui.fixes.base import (REGISTRY, Fix, FixCancelled, FixContext, FixError, F
                             params_for_item, plan_fix, run_fix, run_followup)
 from tui.fixes import backup, connections, constraints, indexes, settings  # noqa: F401  (register the fixes)
 
-__all__ = ["REGISTRY", "Fix", "FixCancelled", "FixContext", "FixError", "FixRefused", "get_fix_class",
+
+
+def describe(name: str, params: dict) -> str | None:
+    """The SQL of a fix without a database (tui.checklist.runner.fix_sql calls this); None when unknown."""
+    try:
+        return get_fix_class(name)(params).describe()
+    except FixError:
+        return None
+
+
+__all__ = ["describe", "REGISTRY", "Fix", "FixCancelled", "FixContext", "FixError", "FixRefused", "get_fix_class",
            "params_for_item", "plan_fix", "run_fix", "run_followup"]

@@ -153,6 +153,11 @@ class BackupTest(Fix):
     def objects(self, ctx: FixContext) -> list[str]:
         return [f"backup_test {ctx.server.database}"]
 
+    def describe(self) -> str | None:
+        return ("pg_dump -Fc --snapshot=<exported>  (row counts taken in the same snapshot)\n"
+                f"CREATE DATABASE {SCRATCH_PREFIX}<unique>; pg_restore --no-owner --no-privileges into it\n"
+                "count(*) every table again and compare; DROP DATABASE the scratch database whatever happens")
+
     def _restore_target(self, ctx: FixContext) -> Target | None:
         dsn = ctx.options.get("restore_dsn") or self.restore_dsn
         if not dsn:

@@ -243,6 +243,10 @@ class Fix:
     def validate_params(self) -> None:
         """Raise FixError on params the fix cannot use."""
 
+    def describe(self) -> str | None:
+        """The SQL/commands without a database (the checklist's details pane); the plan is exact."""
+        return None
+
     def objects(self, ctx: FixContext) -> list[str]:
         """Lock keys: one fix at a time per object."""
         return [f"{self.name}"]
@@ -351,8 +355,9 @@ async def open_context(config: Config, params: dict | None = None, *, item_id: s
                        options: dict | None = None, progress_cb: ProgressCallback | None = None,
                        cancel_event: asyncio.Event | None = None):
     """Open the control session and build a FixContext; close every session of the fix at exit."""
+    # plan reads never wait long behind a lock someone else holds (sizes use relpages, not pg_relation_size)
     control = await connect(config.target, timeout=config.connect_timeout, role=FIX_ROLE,
-                            statement_timeout_ms=config.statement_timeout_ms)
+                            statement_timeout_ms=config.statement_timeout_ms, lock_timeout_ms=2000)
     ctx = None
     try:
         row = await control.fetchrow(

@@ -54,6 +54,10 @@ class ConnectionTest(Fix):
     def objects(self, ctx: FixContext) -> list[str]:
         return [f"connection_test {ctx.server.database}"]
 
+    def describe(self) -> str | None:
+        return f"-- {self.n} concurrent connections, each: SELECT 1 (hold {self.hold_ms:.0f} ms); all closed after"
+
+
     async def plan(self, ctx: FixContext) -> Plan:
         h = await ctx.fetchrow(HEADROOM_SQL)
         usable = h["max_connections"] - h["su_reserved"] - h["reserved"]

@@ -54,6 +54,9 @@ class AddCheckConstraint(Fix):
     def objects(self, ctx: FixContext) -> list[str]:
         return [f"table {self.schema}.{self.table}"]
 
+    def describe(self) -> str | None:
+        return f"{self.add_sql()};\n{self.validate_sql()};"
+
     @property
     def rel(self) -> str:
         return qualified(self.schema, self.table)
@@ -79,7 +82,8 @@ class AddCheckConstraint(Fix):
         if any(p.name == "table" for p in pre):
             return self.base_plan(ctx, preconditions=tuple(pre))
         size = await ctx.fetchrow(
-            "SELECT pg_table_size(c.oid) AS bytes, c.reltuples::bigint AS tuples FROM pg_class c "
+            "SELECT c.relpages::bigint * current_setting('block_size')::int AS bytes, "
+            "greatest(c.reltuples, 0)::bigint AS tuples FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
             self.schema, self.table)
         ex = await self._existing(ctx)

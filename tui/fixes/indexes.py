@@ -125,9 +125,14 @@ class CreateIndex(Fix):
     def objects(self, ctx: FixContext) -> list[str]:
         return [f"table {self.schema}.{self.table}"]
 
+    def describe(self) -> str | None:
+        return "\n".join(w.create_sql(self.schema, self.table) + ";" for w in self.wanted) + \
+            "\n-- only the missing ones, one at a time, lock_timeout 5 s"
+
     async def _state(self, ctx: FixContext):
         row = await ctx.fetchrow(
-            "SELECT c.oid, pg_relation_size(c.oid) AS bytes, c.reltuples::bigint AS tuples "
+            "SELECT c.oid, c.relpages::bigint * current_setting('block_size')::int AS bytes, "
+            "       greatest(c.reltuples, 0)::bigint AS tuples "
             "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             " WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'm')", self.schema, self.table)
         if row is None:

@@ -76,6 +76,10 @@ class EnablePgStatStatements(Fix):
     def objects(self, ctx: FixContext) -> list[str]:
         return ["extension pg_stat_statements", "setting shared_preload_libraries"]
 
+    def describe(self) -> str | None:
+        return (f"CREATE EXTENSION IF NOT EXISTS {LIB};\n-- when not preloaded: ALTER SYSTEM SET "
+                f"shared_preload_libraries = <existing>, '{LIB}'; SELECT pg_reload_conf(); then a restart (yours)")
+
     async def _facts(self, ctx: FixContext) -> dict:
         avail = await ctx.fetchval("SELECT default_version FROM pg_available_extensions WHERE name = $1", LIB)
         installed = await ctx.fetchval("SELECT extversion FROM pg_extension WHERE extname = $1", LIB)
@@ -182,6 +186,9 @@ class SlowQueryLog(Fix):
 
     def objects(self, ctx: FixContext) -> list[str]:
         return [f"setting {self.setting}"]
+
+    def describe(self) -> str | None:
+        return f"ALTER SYSTEM SET {self.setting} = {int(self.value_ms)};\nSELECT pg_reload_conf();"
 
     async def _previous(self, ctx: FixContext) -> dict:
         row = await ctx.fetchrow("SELECT setting, source FROM pg_settings WHERE name = $1", self.setting)

@@ -1,0 +1,384 @@
+"""Guarded fixes against the real server: create_index (cancel halfway, lock_timeout, INVALID leftovers),
+add_check_constraint (violations), the guards (confirmation, one fix per object, privileges), session
+control. Everything happens in a scratch copy of the demo database (fixes_demo), never the shared one.
+Waits poll with a timeout; nothing sleeps for state."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import asyncpg
+import pytest
+
+from tui.checklist.spec import load_checklist
+from tui.checklist.state import fetch_identity, load_state
+from tui.config import Config, resolve_target
+from tui.fixes import FixError, FixRefused, params_for_item, plan_fix, run_fix, run_followup
+from tui.fixes.base import advisory_key
+
+pytestmark = [pytest.mark.pg, pytest.mark.asyncio(loop_scope="session")]
+
+DB = "fixes_demo"
+
+
+async def wait_until(fn, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = await fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def fixes_dsn(cluster):
+    from tui.demo.data import build_demo_database
+
+    dsn = asyncio.run(build_demo_database(cluster.dsn("postgres"), DB, replace=True))
+
+    async def extra():
+        c = await asyncpg.connect(dsn)
+        try:
+            # a table big enough that an index build has phases to watch, under an awkward name
+            await c.execute('CREATE TABLE "Big ""t"" x" (id int, v text)')
+            await c.execute("""INSERT INTO "Big ""t"" x" SELECT g, md5(g::text) FROM generate_series(1, 200000) g""")
+            await c.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int)")
+            await c.execute("INSERT INTO accounts SELECT g, CASE WHEN g % 1000 = 0 THEN -g ELSE g END "
+                            "FROM generate_series(1, 5000) g")
+            await c.execute("CREATE TABLE other (id int)")
+            await c.execute("ANALYZE")
+        finally:
+            await c.close()
+    asyncio.run(extra())
+    return dsn
+
+
+def cfg_for(dsn, state_dir, **kw) -> Config:
+    return Config(target=resolve_target(dsn, env={}), state_dir=state_dir, **kw)
+
+
+BIG = 'Big "t" x'
+
+
+def big_index_params(name="ix_big_v", lock_timeout_ms=None):
+    p = {"table": BIG, "indexes": [{"name": name, "columns": ["v"]}]}
+    if lock_timeout_ms:
+        p["lock_timeout_ms"] = lock_timeout_ms
+    return p
+
+
+async def index_state(conn, name):
+    """None when absent, else indisvalid."""
+    return await conn.fetchval(
+        "SELECT x.indisvalid FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid WHERE c.relname = $1", name)
+
+
+# --------------------------------------------------------------------------------------------- create_index
+async def test_create_index_builds_missing_ones_then_has_nothing_to_do(fixes_dsn, state_dir):
+    cfg = cfg_for(fixes_dsn, state_dir)
+    item = load_checklist("images-mvp").item("indexes.trial_usages")
+    name, params = params_for_item(item)
+    plan = await plan_fix(cfg, name, params, item_id=item.id)
+    assert not plan.blocked and not plan.nothing_to_do
+    assert [s.split(" ON ")[0] for s in plan.statements] == [
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "idx_trial_usages_user"',
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "idx_trial_usages_session"']
+    assert any("SHARE UPDATE EXCLUSIVE" in x for x in plan.locks) and "rows" in plan.estimate
+    seen = []
+    res = await run_fix(cfg, name, params, item_id=item.id, confirmations=1, progress_cb=seen.append)
+    assert res.ok, res.summary
+    assert res.figures["created"] == 2 and not res.left_behind
+    conn = await asyncpg.connect(fixes_dsn)
+    try:
+        assert await index_state(conn, "idx_trial_usages_user") is True
+        assert await index_state(conn, "idx_trial_usages_session") is True
+        identity = await fetch_identity(conn)
+    finally:
+        await conn.close()
+    assert seen and seen[-1].fraction == 1.0
+    run = load_state(state_dir, identity).fix_run("create_index")
+    assert run["ok"] is True and run["item"] == "indexes.trial_usages"
+    again = await plan_fix(cfg, name, params, item_id=item.id)
+    assert again.nothing_to_do and again.statements == ()
+    # the checklist item verifies as passing now
+    from tui.checklist.runner import check_database
+
+    check = await check_database(cfg, load_checklist("images-mvp"), only=[item.id])
+    assert check.results[item.id].status == "pass", check.results[item.id].detail
+    lines = [json.loads(x) for x in (state_dir / "audit.jsonl").read_text().splitlines()]
+    assert [x["outcome"].split(":")[0] for x in lines] == ["started", "ok"]
+    assert lines[-1]["database"]["name"] == DB and lines[-1]["item"] == item.id
+    assert lines[-1]["statements"] == list(plan.statements)
+
+
+async def _hold_old_snapshot(dsn):
+    """A session whose snapshot is older than any index build started after it: CONCURRENTLY waits
+    for it in its last phase ('waiting for old snapshots')."""
+    holder = await asyncpg.connect(dsn, server_settings={"application_name": "test-old-snapshot"})
+    await holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    await holder.fetchval("SELECT count(*) FROM other")
+    return holder
+
+
+async def _run_until_phase(cfg, params, phase_like, options):
+    """Start the fix in a task; return (task, cancel event) once pg_stat_progress_create_index shows the phase."""
+    cancel = asyncio.Event()
+    task = asyncio.create_task(run_fix(cfg, "create_index", params, confirmations=1, cancel_event=cancel,
+                                       options=options))
+    watch = await asyncpg.connect(**cfg.target.connect_kwargs())
+    try:
+        async def in_phase():
+            if task.done():
+                raise AssertionError(f"the fix ended early: {task.result()}")
+            return await watch.fetchval(
+                "SELECT phase FROM pg_stat_progress_create_index p JOIN pg_stat_activity a USING (pid) "
+                "WHERE a.application_name = 'pgpreflight/fix' AND phase LIKE $1", phase_like)
+        await wait_until(in_phase, what=f"index build in phase {phase_like}")
+    finally:
+        await watch.close()
+    return task, cancel
+
+
+async def test_index_build_cancelled_halfway_leaves_no_invalid_index(fixes_dsn, state_dir):
+    cfg = cfg_for(fixes_dsn, state_dir)
+    holder = await _hold_old_snapshot(fixes_dsn)
+    try:
+        task, cancel = await _run_until_phase(cfg, big_index_params("ix_big_cancel"), "%old snapshots%",
+                                              {"lock_timeout_ms": 60000, "on_invalid": "drop"})
+        conn = await asyncpg.connect(fixes_dsn)
+        try:
+            assert await index_state(conn, "ix_big_cancel") is False  # halfway: it exists, INVALID
+            cancel.set()
+            res = await asyncio.wait_for(task, 30)
+            assert not res.ok and res.cancelled
+            assert "INVALID index it left was dropped" in res.summary
+            assert 'DROP INDEX CONCURRENTLY IF EXISTS "public"."ix_big_cancel"' in res.statements
+            assert not res.left_behind
+            assert await index_state(conn, "ix_big_cancel") is None
+            invalid = await conn.fetchval("SELECT count(*) FROM pg_index WHERE NOT indisvalid")
+            assert invalid == 0
+        finally:
+            await conn.close()
+    finally:
+        await holder.close()
+    lines = [json.loads(x) for x in (state_dir / "audit.jsonl").read_text().splitlines()]
+    assert lines[-1]["outcome"].startswith("cancelled")
+
+
+async def test_index_build_cancelled_in_ui_mode_offers_the_drop(fixes_dsn, state_dir):
+    cfg = cfg_for(fixes_dsn, state_dir)
+    holder = await _hold_old_snapshot(fixes_dsn)
+    try:
+        task, cancel = await _run_until_phase(cfg, big_index_params("ix_big_offer"), "%old snapshots%",
+                                              {"lock_timeout_ms": 60000, "on_invalid": "ask"})
+        cancel.set()
+        res = await asyncio.wait_for(task, 30)
+    finally:
+        await holder.close()
+    assert res.cancelled and res.choice is not None and res.choice.kind == "invalid_index"
+    assert res.choice.options[0][0] == "drop" and "DROP INDEX CONCURRENTLY" in res.choice.options[0][1]
+    assert any("INVALID index" in x for x in res.left_behind)
+    conn = await asyncpg.connect(fixes_dsn)
+    try:
+        assert await index_state(conn, "ix_big_offer") is False
+        follow = await run_followup(cfg, res.choice, "drop")
+        assert follow is not None and follow.ok, follow
+        assert await index_state(conn, "ix_big_offer") is None
+    finally:
+        await conn.close()
+
+
+async def test_lock_timeout_names_the_holder_and_leaves_nothing(fixes_dsn, state_dir):
+    cfg = cfg_for(fixes_dsn, state_dir)
+    holder = await asyncpg.connect(fixes_dsn, server_settings={"application_name": "test-lock-holder"})
+    try:
+        await holder.execute('BEGIN; LOCK TABLE "Big ""t"" x" IN ACCESS EXCLUSIVE MODE')
+        t0 = time.monotonic()
+        res = await run_fix(cfg, "create_index", big_index_params("ix_big_locked"), confirmations=1,
+                            options={"lock_timeout_ms": 300})
+        elapsed = time.monotonic() - t0
+        assert not res.ok and not res.cancelled
+        assert "lock_timeout (300 ms)" in res.summary
+        assert f"pid {holder.get_server_pid()}" in res.summary and "test-lock-holder" in res.summary
+        assert "no INVALID index was left" in res.summary and not res.left_behind
+        assert elapsed < 5
+    finally:
+        await holder.close()
+    conn = await asyncpg.connect(fixes_dsn)
+    try:
+        assert await index_state(conn, "ix_big_locked") is None
+    finally:
+        await conn.close()
+
+
+async def test_bad_index_params_and_missing_table(fixes_dsn, state_dir):
+    cfg = cfg_for(fixes_dsn, state_dir)
+    with pytest.raises(FixError, match="expressions are not supported"):
+        await plan_fix(cfg, "create_index", {"table": "other", "indexes": [{"name": "x", "columns": ["lower(v)"]}]})
+    plan = await plan_fix(cfg, "create_index", {"table": "no_such", "indexes": [{"name": "x", "columns": ["v"]}]})
+    assert plan.blocked and "no table" in plan.blockers[0].detail
+    with pytest.raises(FixRefused, match="no table"):
+        await run_fix(cfg, "create_index", {"table": "no_such", "indexes": [{"name": "x", "columns": ["v"]}]},
+                      confirmations=1)
+
+
+# --------------------------------------------------------------------------------------------- guards
+async def test_not_confirmed_refuses_and_changes_nothing(fixes_dsn, state_dir):
+    cfg = cfg_for(fixes_dsn, state_dir)
+    with pytest.raises(FixRefused, match="not confirmed"):
+        await run_fix(cfg, "create_index", big_index_params("ix_never"), confirmations=0)
+    conn = await asyncpg.connect(fixes_dsn)
+    try:
+        assert await index_state(conn, "ix_never") is None
+    finally:
+        await conn.close()
+    assert json.loads((state_dir / "audit.jsonl").read_text().splitlines()[-1])["outcome"] == "refused: not confirmed"
+
+
+async def test_one_fix_at_a_time_per_object(fixes_dsn, state_dir):
+    cfg = cfg_for(fixes_dsn, state_dir)
+    holder = await _hold_old_snapshot(fixes_dsn)
+    try:
+        task, cancel = await _run_until_phase(cfg, big_index_params("ix_big_busy"), "%old snapshots%",
+                                              {"lock_timeout_ms": 60000})
+        with pytest.raises(FixRefused, match="already running"):
+            await run_fix(cfg, "create_index", big_index_params("ix_other_name"), confirmations=1)
+        cancel.set()
+        res = await asyncio.wait_for(task, 30)
+        assert res.cancelled
+    finally:
+        await holder.close()
+    # another pgpreflight (another process) holding the advisory lock: refused too
+    other = await asyncpg.connect(fixes_dsn, server_settings={"application_name": "pgpreflight/fix"})
+    try:
+        identity = await fetch_identity(other)
+        assert await other.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(f"{identity.key}:table public.{BIG}"))
+        with pytest.raises(FixRefused, match=r"another pgpreflight is already fixing .*pid \d+"):
+            await run_fix(cfg, "create_index", big_index_params("ix_big_busy"), confirmations=1)
+    finally:
+        await other.close()
+
+
+async def test_privilege_needed_is_named(cluster, fixes_dsn, state_dir):
+    admin = await asyncpg.connect(cluster.dsn("postgres"))
+    try:
+        await admin.execute("DROP ROLE IF EXISTS fix_nobody")
+        await admin.execute("CREATE ROLE fix_nobody LOGIN")
+    finally:
+        await admin.close()
+    cfg = cfg_for(cluster.dsn(DB, user="fix_nobody"), state_dir)
+    plan = await plan_fix(cfg, "create_index", big_index_params("ix_priv"))
+    assert plan.blocked
+    assert any("needs ownership of" in p.detail and "fix_nobody" in p.detail for p in plan.blockers)
+    plan = await plan_fix(cfg, "slow_query_log", {"value_ms": 1000})
+    assert any("GRANT ALTER SYSTEM ON PARAMETER log_min_duration_statement" in p.detail for p in plan.blockers)
+    plan = await plan_fix(cfg, "backup_test", {})
+    assert any("CREATEDB" in p.detail for p in plan.blockers)
+
+
+# --------------------------------------------------------------------------------------------- CHECK constraints
+def check_params(name):
+    return {"table": "accounts", "name": name, "expression": "balance >= 0"}
+
+
+async def constraint_state(conn, name):
+    return await conn.fetchval("SELECT convalidated FROM pg_constraint WHERE conname = $1", name)
+
+
+async def test_check_violated_headless_drops_it_and_reports_rows(fixes_dsn, state_dir):
+    cfg = cfg_for(fixes_dsn, state_dir)
+    plan = await plan_fix(cfg, "add_check_constraint", check_params("ck_drop"))
+    assert plan.statements == ('ALTER TABLE "public"."accounts" ADD CONSTRAINT "ck_drop" CHECK (balance >= 0) NOT VALID',
+                               'ALTER TABLE "public"."accounts" VALIDATE CONSTRAINT "ck_drop"')
+    res = await run_fix(cfg, "add_check_constraint", check_params("ck_drop"), confirmations=1)
+    assert not res.ok
+    assert res.figures["violating_rows"] == 5
+    assert len(res.figures["sample"]) == 5 and all(r["balance"] < 0 for r in res.figures["sample"])
+    assert "5 row(s) of accounts violate" in res.summary and "dropped" in res.summary
+    assert not res.left_behind
+    conn = await asyncpg.connect(fixes_dsn)
+    try:
+        assert await constraint_state(conn, "ck_drop") is None
+    finally:
+        await conn.close()
+
+
+async def test_check_violated_keep_not_valid_says_what_is_left(fixes_dsn, state_dir):
+    cfg = cfg_for(fixes_dsn, state_dir)
+    res = await run_fix(cfg, "add_check_constraint", check_params("ck_keep"), confirmations=1,
+                        options={"on_violation": "keep"})
+    assert not res.ok and res.choice is None
+    assert res.left_behind and "NOT VALID" in res.left_behind[0] and "VALIDATE CONSTRAINT" in res.left_behind[0]
+    conn = await asyncpg.connect(fixes_dsn)
+    try:
+        assert await constraint_state(conn, "ck_keep") is False
+        with pytest.raises(asyncpg.CheckViolationError):  # NOT VALID still checks new rows
+            await conn.execute("INSERT INTO accounts VALUES (999999, -1)")
+        await conn.execute('ALTER TABLE accounts DROP CONSTRAINT "ck_keep"')
+    finally:
+        await conn.close()
+
+
+async def test_check_violated_ui_offers_a_choice_and_the_drop_works(fixes_dsn, state_dir):
+    cfg = cfg_for(fixes_dsn, state_dir)
+    res = await run_fix(cfg, "add_check_constraint", check_params("ck_ask"), confirmations=1,
+                        options={"on_violation": "ask"})
+    assert res.choice is not None and res.choice.kind == "check_violation"
+    assert [o[0] for o in res.choice.options] == ["drop", "keep"]
+    conn = await asyncpg.connect(fixes_dsn)
+    try:
+        assert await constraint_state(conn, "ck_ask") is False
+        assert await run_followup(cfg, res.choice, "keep") is None
+        assert await constraint_state(conn, "ck_ask") is False
+        follow = await run_followup(cfg, res.choice, "drop")
+        assert follow.ok
+        assert await constraint_state(conn, "ck_ask") is None
+    finally:
+        await conn.close()
+
+
+async def test_check_on_demo_item_passes_and_verifies(fixes_dsn, state_dir):
+    cfg = cfg_for(fixes_dsn, state_dir)
+    cl = load_checklist("images-mvp")
+    item = cl.item("integrity.balance_check")
+    res = await run_fix(cfg, *params_for_item(item), item_id=item.id, confirmations=1)
+    assert res.ok, res.summary
+    from tui.checklist.runner import check_database
+
+    check = await check_database(cfg, cl, only=[item.id])
+    assert check.results[item.id].status == "pass", check.results[item.id].detail
+
+
+async def test_check_expression_must_be_one_expression(fixes_dsn, state_dir):
+    cfg = cfg_for(fixes_dsn, state_dir)
+    with pytest.raises(FixError, match="single expression"):
+        await plan_fix(cfg, "add_check_constraint", {"table": "accounts", "expression": "true); DROP TABLE x; --"})
+
+
+# --------------------------------------------------------------------------------------------- sessions
+async def test_cancel_then_terminate_needs_a_second_confirmation(fixes_dsn, state_dir):
+    cfg = cfg_for(fixes_dsn, state_dir)
+    victim = await asyncpg.connect(fixes_dsn, server_settings={"application_name": "test-victim"})
+    watch = await asyncpg.connect(fixes_dsn)
+    try:
+        pid = victim.get_server_pid()
+        sleeper = asyncio.ensure_future(victim.execute("SELECT pg_sleep(60)"))
+        await wait_until(lambda: watch.fetchval("SELECT state = 'active' FROM pg_stat_activity WHERE pid = $1", pid),
+                         what="victim running")
+        res = await run_fix(cfg, "cancel_backend", {"pids": [pid]}, confirmations=1)
+        assert res.ok and f"cancelled {pid}" in res.summary
+        with pytest.raises(asyncpg.QueryCanceledError):
+            await asyncio.wait_for(sleeper, 10)
+        with pytest.raises(FixRefused, match="needs 2 confirmations"):
+            await run_fix(cfg, "terminate_backend", {"pids": [pid]}, confirmations=1)
+        assert await watch.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid) == 1
+        res = await run_fix(cfg, "terminate_backend", {"pids": [pid]}, confirmations=2)
+        assert res.ok
+        await wait_until(lambda: watch.fetchval("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1", pid),
+                         what="victim gone")
+    finally:
+        victim.terminate()
+        await watch.close()

@@ -1,0 +1,176 @@
+"""``pgpreflight fix ITEM_ID [--checklist X] [--dry-run] [--yes]``: the headless fix.
+
+Prints the plan; --dry-run stops there and changes nothing. Without --yes it asks y/N on a terminal
+and refuses (exit 2) when there is none. --read-only refuses every write (exit 2). Progress lines go
+to stdout while it runs; SIGINT/SIGTERM cancel it cleanly (a second Ctrl+C is not needed for cleanup).
+After the fix the item is verified again. Exit: 0 the fix succeeded, 1 it failed, 2 usage/connection/refusal.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+
+from tui.checklist.spec import Checklist, ChecklistError, bundled_names, load_checklist
+from tui.config import Config, TargetError, UsageError
+from tui.fixes.base import FixError, FixRefused, params_for_item, plan_fix, run_fix
+from tui.model.fixes import Progress
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _err(msg: str) -> None:
+    print(f"pgpreflight: error: {msg}", file=sys.stderr)
+
+
+def find_item(item_id: str, checklist_ref: str | None):
+    """(checklist, item): the named checklist, else the first bundled one that has the item."""
+    refs = [checklist_ref] if checklist_ref else (["images-mvp"] if "images-mvp" in bundled_names() else []) + \
+        [n for n in bundled_names() if n != "images-mvp"]
+    for ref in refs:
+        cl = load_checklist(ref)
+        try:
+            return cl, cl.item(item_id)
+        except KeyError:
+            continue
+    where = f"checklist {checklist_ref!r}" if checklist_ref else f"the bundled checklists ({', '.join(refs)})"
+    raise UsageError(f"no item {item_id!r} in {where}")
+
+
+def _ask(prompt: str) -> bool:
+    try:
+        answer = input(prompt)
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+class _ProgressPrinter:
+    def __init__(self, out=sys.stdout, every: float = 1.0):
+        self.out, self.every = out, every
+        self.last_phase, self.last_t = None, 0.0
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if p.phase != self.last_phase or now - self.last_t >= self.every:
+            self.last_phase, self.last_t = p.phase, now
+            print(f"  … {p.line()}", file=self.out, flush=True)
+
+
+async def _undo_params(cfg: Config) -> dict:
+    from tui.checklist.state import fetch_identity, load_state
+    from tui.db.connect import connect
+
+    conn = await connect(cfg.target, timeout=cfg.connect_timeout, role="fix", statement_timeout_ms=5000)
+    try:
+        identity = await fetch_identity(conn)
+    finally:
+        await conn.close()
+    run = load_state(cfg.state_dir, identity).fix_run("slow_query_log") or {}
+    figures = run.get("figures") or {}
+    if not run.get("ok") or "previous_auto" not in figures:
+        raise FixError("nothing to undo: no successful slow_query_log run is recorded for this database")
+    return {"previous_auto": figures["previous_auto"], "previous_ms": figures.get("previous_ms")}
+
+
+async def _reverify(cfg: Config, checklist: Checklist, item_id: str) -> str | None:
+    try:
+        from tui.checklist.runner import check_database
+
+        run = await check_database(cfg, checklist, only=[item_id])
+        r = run.results.get(item_id)
+        return f"{r.status}: {r.detail}" if r else None
+    except Exception as e:  # verifying again is best effort; the fix result stands
+        return f"could not verify again: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+
+
+async def _main(cfg: Config, args) -> int:
+    checklist, item = find_item(args.item_id, cfg.checklist)
+    fix_name, params = params_for_item(item)
+    if getattr(args, "undo", False):
+        if fix_name != "slow_query_log":
+            raise FixError(f"--undo is only for slow_query_log items ({item.id} runs {fix_name})")
+        fix_name, params = "slow_query_log_undo", await _undo_params(cfg)
+    options = {"on_invalid": "drop", "on_violation": "keep" if getattr(args, "keep_not_valid", False) else "drop"}
+    if getattr(args, "restore_dsn", None):
+        options["restore_dsn"] = args.restore_dsn
+    if getattr(args, "lock_timeout", None):
+        options["lock_timeout_ms"] = int(args.lock_timeout * 1000)
+
+    from tui.fixes.base import get_fix_class
+
+    writes = get_fix_class(fix_name).writes
+    if cfg.read_only and writes and not args.dry_run:
+        await run_fix(cfg, fix_name, params, item_id=item.id, options=options)  # refuses and audits it
+    plan = await plan_fix(cfg, fix_name, params, item_id=item.id, options=options)
+    sys.stdout.write(plan.text())
+    sys.stdout.flush()
+    if args.dry_run:
+        print("dry run: nothing was changed")
+        if plan.blocked:
+            _err("cannot run: " + "; ".join(f"{p.name}: {p.detail}" for p in plan.blockers))
+            return EXIT_USAGE
+        return EXIT_OK
+    if plan.blocked:
+        _err("cannot run: " + "; ".join(f"{p.name}: {p.detail}" for p in plan.blockers))
+        return EXIT_USAGE
+    if plan.nothing_to_do:
+        confirmations = plan.confirmations
+    elif args.yes:
+        confirmations = plan.confirmations
+    elif sys.stdin is not None and sys.stdin.isatty():
+        confirmations = 0
+        if _ask("Run this fix? [y/N] "):
+            confirmations = 1
+            if plan.confirmations > 1 and _ask("This cannot be undone. Really? [y/N] "):
+                confirmations = 2
+        if confirmations < plan.confirmations:
+            print("not confirmed: nothing was changed")
+            return EXIT_USAGE
+    else:
+        _err("refusing to run without confirmation: there is no terminal to ask on; pass --yes "
+             "(or --dry-run to see the plan only)")
+        return EXIT_USAGE
+
+    cancel = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed = []
+
+    def on_signal(signame: str) -> None:
+        if not cancel.is_set():
+            print(f"pgpreflight: {signame}: cancelling the fix and cleaning up…", file=sys.stderr, flush=True)
+            cancel.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, on_signal, sig.name)
+            installed.append(sig)
+    try:
+        res = await run_fix(cfg, fix_name, params, item_id=item.id, confirmations=confirmations,
+                            progress_cb=_ProgressPrinter(), cancel_event=cancel, options=options)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    sys.stdout.write(res.text())
+    if not plan.nothing_to_do and item.probe.kind != "manual":
+        verdict = await _reverify(cfg, checklist, item.id)
+        if verdict:
+            print(f"verify {item.id}: {verdict}")
+    if res.cancelled:
+        return 130 if cancel.is_set() else EXIT_FAIL
+    return EXIT_OK if res.ok else EXIT_FAIL
+
+
+def run_fix_command(cfg: Config, args) -> int:
+    try:
+        return asyncio.run(_main(cfg, args))
+    except FixRefused as e:
+        _err(e.reason)
+        return EXIT_USAGE
+    except (FixError, ChecklistError) as e:
+        _err(str(e))
+        return EXIT_USAGE
+    except (TargetError, UsageError):
+        raise
