@@ -36,18 +36,24 @@ class ConfirmSignalScreen(ModalScreen[str | None]):
         Binding("t", "choose('terminate')", "Terminate", id="confirm.terminate"),
     ]
 
-    def __init__(self, sessions: tuple[Session, ...], action: str, read_only: bool = False) -> None:
+    def __init__(self, sessions: tuple[Session, ...], action: str, second: bool = False) -> None:
+        """``second``: the second confirmation that terminate needs (only Terminate and Back)."""
         super().__init__()
         self.sessions = sessions
         self.requested = action
-        self.read_only = read_only
+        self.second = second
 
     def compose(self) -> ComposeResult:
         n = len(self.sessions)
+        plural = "s" if n != 1 else ""
         with Vertical():
             title = Text(style="bold")
-            title.append(f"Stop {n} session{'s' if n != 1 else ''}?  ")
-            title.append("cancel stops the running query; terminate closes the connection", style="dim")
+            if self.second:
+                title.append(f"Really terminate {n} session{plural}?  ", style="bold red")
+                title.append("their connections close and open transactions roll back", style="dim")
+            else:
+                title.append(f"Stop {n} session{plural}?  ")
+                title.append("cancel stops the running query; terminate closes the connection", style="dim")
             yield Static(title)
             body = Text()
             for s in self.sessions:
@@ -56,21 +62,24 @@ class ConfirmSignalScreen(ModalScreen[str | None]):
                 body.append(f"  {_short(s.query or '(no query)', 300)}\n", style="italic")
             with VerticalScroll(id="confirm-sessions"):
                 yield Static(body)
-            if self.read_only:
-                yield Static(Text("read-only: this will be refused and logged", style="bold magenta"))
             with Horizontal():
-                yield Button("Cancel query (c)", id="do-cancel", variant="warning")
+                if not self.second:
+                    yield Button("Cancel query (c)", id="do-cancel", variant="warning")
                 yield Button("Terminate (t)", id="do-terminate", variant="error")
                 yield Button("Back (esc)", id="do-back")
 
     def on_mount(self) -> None:
-        self.query_one("#do-cancel" if self.requested == "cancel" else "#do-terminate", Button).focus()
+        # the second confirmation starts on Back: Enter twice must not terminate
+        focus = "#do-back" if self.second else "#do-cancel" if self.requested == "cancel" else "#do-terminate"
+        self.query_one(focus, Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         choice = {"do-cancel": "cancel", "do-terminate": "terminate"}.get(event.button.id or "")
         self.dismiss(choice)
 
     def action_choose(self, choice: str) -> None:
+        if self.second and choice != "terminate":
+            return
         self.dismiss(choice)
 
     def action_dismiss_none(self) -> None:

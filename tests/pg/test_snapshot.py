@@ -7,109 +7,22 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import asyncpg
 import pytest
 
-from tui import audit
 from tui.config import Config, resolve_target
-from tui.db.actions import signal_backends
 from tui.db.snapshot import take_snapshot
 
 pytestmark = [pytest.mark.pg, pytest.mark.asyncio(loop_scope="session")]
 
+# the names tests/pg/conftest.py creates (conftest modules are not imported from)
 DB = "snapdb"
 SCHEMA = 'Sales "EU" ü'
 TABLE = 'Big table "x" — ñ'
 QUALIFIED = '"Sales ""EU"" ü"."Big table ""x"" — ñ"'
 HIDDEN_ROLE = "watcher"
 HIDDEN_PW = "w4tcher-Pw-123"
-
-
-async def wait_until(fn, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = await fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-@pytest.fixture(scope="module")
-def snapdb(cluster):
-    """A database with a large table under an awkward schema and name, pg_stat_statements created."""
-    async def setup():
-        conn = await asyncpg.connect(cluster.dsn("postgres"))
-        try:
-            await conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-            await conn.execute(f"CREATE DATABASE {DB}")
-            await conn.execute(f"DROP ROLE IF EXISTS {HIDDEN_ROLE}")
-            await conn.execute(f"CREATE ROLE {HIDDEN_ROLE} LOGIN PASSWORD '{HIDDEN_PW}'")
-        finally:
-            await conn.close()
-        conn = await asyncpg.connect(cluster.dsn(DB))
-        try:
-            await conn.execute("CREATE EXTENSION pg_stat_statements")
-            await conn.execute("CREATE SCHEMA " + QUALIFIED.split(".")[0])
-            await conn.execute(f"CREATE TABLE {QUALIFIED} (id int PRIMARY KEY, pad text)")
-            await conn.execute(f"INSERT INTO {QUALIFIED} SELECT g, repeat('x', 200) FROM generate_series(1, 60000) g")
-            await conn.execute(f"ANALYZE {QUALIFIED}")
-            await conn.execute("CREATE TABLE small_one (id int)")
-            await conn.execute(f"GRANT USAGE ON SCHEMA {QUALIFIED.split('.')[0]} TO {HIDDEN_ROLE}")
-        finally:
-            await conn.close()
-    asyncio.run(setup())
-    return cluster.dsn(DB)
-
-
-@pytest.fixture
-async def scene(cluster, snapdb):
-    """Real sessions: idle, idle in transaction, a lock holder and a session it blocks, a slow statement."""
-    dsn = snapdb
-    conns = []
-
-    async def open_(app):
-        c = await asyncpg.connect(dsn, server_settings={"application_name": app})
-        conns.append(c)
-        return c
-
-    idle = await open_("test-idle")
-    await idle.execute("SELECT 1")
-    iit = await open_("test-iit")
-    await iit.execute("BEGIN; SELECT 42")
-    holder = await open_("test-holder")
-    await holder.execute(f"BEGIN; LOCK TABLE {QUALIFIED} IN ACCESS EXCLUSIVE MODE")
-    waiter = await open_("test-waiter")
-    blocked_task = asyncio.ensure_future(waiter.fetch(f"SELECT count(*) FROM {QUALIFIED}"))
-    slow = await open_("test-slow")
-    slow_task = asyncio.ensure_future(slow.execute("SELECT pg_sleep(60) /* slow-marker */"))
-    # our own-looking session must never be listed
-    own = await open_("pgpreflight/fake")
-    await own.execute("SELECT 1")
-
-    watch = await asyncpg.connect(cluster.dsn(DB))
-    conns.append(watch)
-    pids = {"idle": idle.get_server_pid(), "iit": iit.get_server_pid(), "holder": holder.get_server_pid(),
-            "waiter": waiter.get_server_pid(), "slow": slow.get_server_pid(), "own": own.get_server_pid()}
-
-    async def ready():
-        rows = await watch.fetch(
-            "SELECT pid, state, wait_event_type FROM pg_stat_activity WHERE pid = ANY($1::int[])",
-            [pids["waiter"], pids["slow"], pids["iit"]])
-        by = {r["pid"]: r for r in rows}
-        return (by.get(pids["waiter"]) and by[pids["waiter"]]["wait_event_type"] == "Lock"
-                and by.get(pids["slow"]) and by[pids["slow"]]["state"] == "active"
-                and by.get(pids["iit"]) and by[pids["iit"]]["state"] == "idle in transaction")
-    await wait_until(ready, what="blocked, slow and idle-in-transaction sessions")
-    yield {"dsn": dsn, "pids": pids, "slow_task": slow_task, "blocked_task": blocked_task, "holder": holder}
-    for t in (slow_task, blocked_task):
-        t.cancel()
-    for c in conns:
-        c.terminate()
-    await asyncio.gather(slow_task, blocked_task, return_exceptions=True)
 
 
 def run_cli(*args, timeout=60):
@@ -242,34 +155,3 @@ async def test_bad_target_is_one_line_exit_2():
     assert res.returncode == 2
     assert res.stdout == ""
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
-
-
-async def test_cancel_and_terminate_are_audited(scene, state_dir):
-    p = scene["pids"]
-    cfg = Config(target=resolve_target(scene["dsn"], env={}), state_dir=state_dir)
-    res = await signal_backends(cfg, "cancel", [p["slow"]])
-    assert res.signalled == (p["slow"],)
-    with pytest.raises(asyncpg.QueryCanceledError):
-        await asyncio.wait_for(scene["slow_task"], 10)
-    res = await signal_backends(cfg, "terminate", [p["holder"]])
-    assert res.signalled == (p["holder"],)
-    # the lock is gone: the blocked query finishes
-    assert (await asyncio.wait_for(scene["blocked_task"], 10))[0][0] == 60000
-    log = audit.read(state_dir)
-    assert [e["action"] for e in log] == ["cancel backend", "terminate backend"]
-    assert log[0]["statements"] == [f"SELECT pg_cancel_backend({p['slow']})"]
-    assert log[1]["outcome"] == "ok" and log[0]["target"] == cfg.target.display
-    assert set(log[0]) >= {"time", "os_user", "target", "action", "statements", "outcome"}
-
-
-async def test_read_only_refuses_and_logs(scene, state_dir):
-    p = scene["pids"]
-    cfg = Config(target=resolve_target(scene["dsn"], env={}), state_dir=state_dir, read_only=True)
-    res = await signal_backends(cfg, "terminate", [p["idle"]])
-    assert res.refused.startswith("read-only") and res.signalled == ()
-    assert audit.read(state_dir)[-1]["outcome"] == "refused: read-only"
-    conn = await asyncpg.connect(scene["dsn"])
-    try:
-        assert await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", p["idle"]) == 1
-    finally:
-        await conn.close()

@@ -226,5 +226,8 @@ def test_snapshot_details(snap_compare, tmp_path):
         await _goto(pilot, "indexes.extraction_analytics")
         await pilot.press("enter")
         await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+        await pilot.pause()
 
     assert snap_compare(PaneApp(tmp_path), terminal_size=(110, 40), run_before=open_details)

@@ -220,15 +220,13 @@ async def test_cancel_confirmation_names_pid_user_query_and_is_audited(tmp_path)
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmSignalScreen))
         await pilot.press("enter")  # the focused button: cancel
-        await wait_for(pilot, lambda: audit.read(tmp_path))
-        entry = audit.read(tmp_path)[0]
-        assert entry["action"] == "cancel backend"
-        assert entry["statements"] == ["SELECT pg_cancel_backend(104)"]
-        assert entry["outcome"].startswith("failed")  # the canned target does not exist
-        assert entry["target"] == app.config.target.display
+        await wait_for(pilot, lambda: app.signal_requests)
+        assert app.signal_requests == [("cancel", (104,), 1)]  # one confirmation is enough to cancel
+        # the canned target does not exist: the fix machinery cannot connect, and says so in one line
+        await wait_for(pilot, lambda: any("cannot connect" in str(n.message) for n in app._notifications))
 
 
-async def test_tagged_sessions_terminate_together(tmp_path):
+async def test_tagged_sessions_terminate_together_after_two_confirmations(tmp_path):
     app = make_app(state_dir=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
@@ -239,9 +237,15 @@ async def test_tagged_sessions_terminate_together(tmp_path):
         assert [s.pid for s in app.screen.sessions] == [101, 102]
         assert app.screen.focused.id == "do-terminate"
         await pilot.press("t")
-        await wait_for(pilot, lambda: audit.read(tmp_path))
-        assert audit.read(tmp_path)[0]["statements"] == ["SELECT pg_terminate_backend(101)",
-                                                         "SELECT pg_terminate_backend(102)"]
+        # terminate asks twice; the second starts on Back
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmSignalScreen) and app.screen.second)
+        assert app.screen.focused.id == "do-back"
+        assert not app.screen.query("#do-cancel")
+        await pilot.press("c")  # not offered on the second screen: ignored
+        assert isinstance(app.screen, ConfirmSignalScreen) and app.signal_requests == []
+        await pilot.press("t")
+        await wait_for(pilot, lambda: app.signal_requests)
+        assert app.signal_requests == [("terminate", (101, 102), 2)]
 
 
 async def test_read_only_refuses_without_asking(tmp_path):
@@ -251,7 +255,9 @@ async def test_read_only_refuses_without_asking(tmp_path):
         await pilot.press("K")
         await wait_for(pilot, lambda: audit.read(tmp_path))
         assert not isinstance(app.screen, ConfirmSignalScreen)
-        assert audit.read(tmp_path)[0]["outcome"] == "refused: read-only"
+        entry = audit.read(tmp_path)[0]
+        assert entry["outcome"] == "refused: read-only" and entry["action"] == "fix terminate_backend"
+        assert entry["target"] == app.config.target.display
         await wait_for(pilot, lambda: any("read-only" in str(n.message) for n in app._notifications))
 
 

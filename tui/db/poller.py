@@ -1,6 +1,7 @@
 """Pollers: asyncpg in, frozen snapshots out. No textual."""
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 
@@ -74,7 +75,7 @@ class OptionalParts:
     """pg_activity's habit: an optional query that fails on privileges or a timeout switches
     itself off once, with one notice, instead of failing every refresh."""
 
-    OFF_ERRORS = (asyncpg.InsufficientPrivilegeError, asyncpg.QueryCanceledError)
+    OFF_ERRORS = (asyncpg.InsufficientPrivilegeError, asyncpg.QueryCanceledError, asyncio.TimeoutError)
 
     def __init__(self) -> None:
         self.off: dict[str, str] = {}
@@ -84,7 +85,7 @@ class OptionalParts:
         if part in self.off:
             return
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if isinstance(exc, asyncpg.QueryCanceledError):
+        if isinstance(exc, (asyncpg.QueryCanceledError, asyncio.TimeoutError)):
             reason = "it timed out"
         self.off[part] = reason
         self._notices.append(f"{part} turned off: {reason}")
@@ -165,7 +166,8 @@ class SlowQueriesPoller:
 
     MINUTE = 60.0
 
-    def __init__(self) -> None:
+    def __init__(self, optional_timeout_s: float = 2.0) -> None:
+        self.optional_timeout_s = optional_timeout_s
         self.version_num: int | None = None
         self.role: str | None = None
         self.parts = OptionalParts()
@@ -198,7 +200,8 @@ class SlowQueriesPoller:
         if not message:
             text = sql.get("statements", self.version_num).replace("{pgss}", self._pgss)
             try:
-                rows = await conn.fetch(text)
+                # an optional query: a short client-side timeout (asyncpg sends a cancel request)
+                rows = await conn.fetch(text, timeout=self.optional_timeout_s)
             except asyncpg.ObjectNotInPrerequisiteStateError:
                 self._pgss = None
                 message = f"pg_stat_statements is not loaded: {PGSS_FIX}"

@@ -59,6 +59,7 @@ class PreflightApp(App):
         self.tables_poller = TablesPoller()
         self.host_poller = None
         self.polls: dict[str, int] = {"server": 0, "connections": 0, "slow": 0, "tables": 0, "host": 0}
+        self.signal_requests: list[tuple[str, tuple[int, ...], int]] = []  # (action, pids, confirmations)
         if config.no_color:
             self.theme = "textual-ansi"
 
@@ -255,25 +256,41 @@ class PreflightApp(App):
         self.action_refresh_now()
 
     # -- cancel / terminate --------------------------------------------------------
+    # The writes go through the fix machinery (tui.fixes: cancel_backend, terminate_backend), which
+    # refuses in read-only mode, re-checks the sessions, and writes the audit log.
     def on_sessions_signal_requested(self, message: SessionsSignalRequested) -> None:
-        pids = [s.pid for s in message.sessions]
+        sessions = message.sessions
+        pids = [s.pid for s in sessions]
         if self.config.read_only:
-            self.run_signal(message.action, pids)  # refused and logged
+            self.run_signal(message.action, pids, 0)  # refused (and logged) by the fix machinery
             return
 
-        def chosen(action: str | None) -> None:
-            if action:
-                self.run_signal(action, pids)
+        def second(yes: str | None) -> None:
+            if yes == "terminate":
+                self.run_signal("terminate", pids, 2)
 
-        self.push_screen(ConfirmSignalScreen(message.sessions, message.action, self.config.read_only), chosen)
+        def first(action: str | None) -> None:
+            if action == "cancel":
+                self.run_signal("cancel", pids, 1)
+            elif action == "terminate":  # terminate needs a second confirmation
+                self.push_screen(ConfirmSignalScreen(sessions, "terminate", second=True), second)
+
+        self.push_screen(ConfirmSignalScreen(sessions, message.action), first)
 
     @work(group="signal")
-    async def run_signal(self, action: str, pids: list[int]) -> None:
-        from tui.db.actions import signal_backends
+    async def run_signal(self, action: str, pids: list[int], confirmations: int) -> None:
+        from tui.fixes.base import FixRefused, run_fix
 
-        res = await signal_backends(self.config, action, pids)
-        ok = bool(res.signalled) and not res.failed and not res.refused
-        self.post_message(SessionsSignalled(res.summary, ok))
+        self.signal_requests.append((action, tuple(pids), confirmations))
+        fix = "cancel_backend" if action == "cancel" else "terminate_backend"
+        try:
+            res = await run_fix(self.config, fix, {"pids": list(pids)}, confirmations=confirmations, record=False)
+        except FixRefused as e:
+            self.post_message(SessionsSignalled(e.reason, False))
+        except TargetError as e:
+            self.post_message(SessionsSignalled(f"{action} failed: cannot connect: {e.reason}", False))
+        else:
+            self.post_message(SessionsSignalled(res.summary, res.ok))
 
     def on_sessions_signalled(self, message: SessionsSignalled) -> None:
         self.notify(message.summary, severity="information" if message.ok else "warning", timeout=6)
