@@ -265,12 +265,12 @@ class ItemDetailsScreen(ModalScreen[None]):
         t.append("\nFix\n", style="bold underline")
         if it.fix_name:
             t.append(f"{it.fix_name}", style="bold")
-            params = ", ".join(f"{k}={v!r}" for k, v in it.fix_params.items())
-            if params:
-                t.append(f"  ({params})", style="dim")
             t.append("\n")
             if it.fix_sql:
                 t.append(it.fix_sql + "\n", style="cyan")
+            elif it.fix_params:  # the fix cannot say its SQL without a database: its parameters then
+                for k, v in it.fix_params.items():
+                    t.append(f"  {k} = {v}\n", style="dim")
             t.append("press f on the item to run it (a plan is shown first)\n", style="dim")
         else:
             t.append("no automatic fix: a person acts, then ticks or verifies again\n", style="dim")
