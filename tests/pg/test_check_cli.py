@@ -90,9 +90,8 @@ def test_bad_checklist_and_bad_target_exit_2_in_one_line(capsys, cluster, state_
                     '[section.item.probe]\nkind = "tabel_exists"\ntable = "x"\n')
     rc, out, err = cli(capsys, "check", "--dsn", cluster.dsn(), "--checklist", str(toml), "--state-dir", str(state_dir))
     assert rc == 2 and out == ""
-    assert err.strip() == (f"pgpreflight: error: {toml}:9: item 'a.x': unknown probe kind 'tabel_exists' "
-                           "(known: backup_files, columns, constraint, explain, extension, file_pattern, index_exists, "
-                           "items, last_run, log_scan, manual, migrations, setting, sql, table_exists)")
+    assert err.startswith(f"pgpreflight: error: {toml}:9: item 'a.x': unknown probe kind 'tabel_exists' (known: ")
+    assert "table_exists" in err and err.count("\n") == 1
     toml.write_text('name = "bad"\n[[section]]\nid = "a"\ntitle = "A"\n[[section.item]]\nid = "a.x"\n')
     rc, out, err = cli(capsys, "check", "--dsn", cluster.dsn(), "--checklist", str(toml), "--state-dir", str(state_dir))
     assert rc == 2 and err.count("\n") == 1 and f"{toml}:6: missing field 'title'" in err

@@ -359,3 +359,23 @@ async def test_general_checks_find_the_invalid_index(conn, ctx):
     assert res["health.tables_without_pk"].status == WARN and "events" in res["health.tables_without_pk"].detail
     assert res["health.xid_age"].status == PASS
     assert all(r.status != ERROR for r in res.values()), {k: r.detail for k, r in res.items() if r.status == ERROR}
+
+
+async def test_connection_headroom_against_the_peak(conn, ctx):
+    r = await probe(conn, ctx, "connection_headroom")
+    assert r.status == PASS and "usable connections (max_connections" in r.detail
+    peak_now = ctx.state.peaks["connections"]["value"]
+    assert peak_now >= 1
+    usable = await conn.fetchval("SELECT current_setting('max_connections')::int - "
+                                 "current_setting('superuser_reserved_connections')::int - "
+                                 "coalesce(current_setting('reserved_connections', true)::int, 0)")
+    # a peak seen earlier (kept in the state) counts, not only the sessions open now
+    from datetime import datetime, timezone
+    ctx.state.peaks["connections"] = {"value": usable - 2, "at": datetime.now(timezone.utc).isoformat()}
+    r = await probe(conn, ctx, "connection_headroom")
+    assert r.status == FAIL and r.detail.startswith(f"peak {usable - 2} of {usable} usable") and "peak seen at" in r.detail
+    ctx.state.peaks["connections"] = {"value": int(usable * 0.8), "at": datetime.now(timezone.utc).isoformat()}
+    assert (await probe(conn, ctx, "connection_headroom")).status == WARN
+    # a peak older than the window is forgotten
+    ctx.state.peaks["connections"] = {"value": usable - 2, "at": "2020-01-01T00:00:00+00:00"}
+    assert (await probe(conn, ctx, "connection_headroom")).status == PASS

@@ -106,3 +106,16 @@ def test_no_secrets_in_state(state_dir):
     st.set_fix_run("backup_test", True, {"dump_bytes": 10})
     text = save_state(state_dir, st).read_text()
     assert "password" not in text.lower() and "postgresql://" not in text
+
+
+def test_peaks_keep_the_highest_in_the_window_and_survive_saves(state_dir):
+    st = load_state(state_dir, ID)
+    st.observe_peak("connections", 10, at="2026-01-05T10:00:00+00:00")
+    st.observe_peak("connections", 4, at="2026-01-05T11:00:00+00:00")
+    assert st.peaks["connections"] == {"value": 10, "at": "2026-01-05T10:00:00+00:00"}
+    st.observe_peak("connections", 3, at="2026-01-20T11:00:00+00:00")  # the old peak is out of the window
+    assert st.peaks["connections"]["value"] == 3
+    save_state(state_dir, st)
+    other = load_state(state_dir, ID)
+    other.merge_peaks({"connections": {"value": 7, "at": "2026-01-20T12:00:00+00:00"}})
+    assert other.peaks["connections"]["value"] == 7

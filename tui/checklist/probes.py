@@ -785,6 +785,38 @@ async def probe_log_scan(conn, item: Item, ctx: ProbeContext):
     return PASS, f"none of {', '.join(repr(x) for x in patterns)} in the last {size:,} bytes of {where}"
 
 
+# ----------------------------------------------------------------------------------------- connections
+_HEADROOM_SQL = """
+SELECT current_setting('max_connections')::int AS max_connections,
+       current_setting('superuser_reserved_connections')::int AS superuser_reserved,
+       coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved,
+       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS used"""
+
+
+async def probe_connection_headroom(conn, item: Item, ctx: ProbeContext):
+    """Usable connections (max_connections less the reserved slots) against the peak in use: the
+    highest count any check saw in the window (kept in the state), or now when higher."""
+    p = item.probe.params
+    r = await conn.fetchrow(_HEADROOM_SQL)
+    reserved = r["superuser_reserved"] + r["reserved"]
+    usable = max(r["max_connections"] - reserved, 1)
+    used = r["used"]
+    peak, since = used, None
+    if ctx.state is not None:
+        pk = ctx.state.observe_peak("connections", used, window_s=float(p.get("window_hours", 168)) * 3600)
+        peak, since = max(int(pk["value"]), used), pk.get("at")
+    ratio = peak / usable
+    detail = (f"peak {peak} of {usable} usable connections (max_connections {r['max_connections']} less "
+              f"{reserved} reserved), {used} in use now, {usable - peak} free at peak")
+    if since and peak > used:
+        detail += f"; peak seen at {since}"
+    if ratio >= float(p.get("fail_ratio", 0.9)):
+        return _fail(item, detail)
+    if ratio >= float(p.get("warn_ratio", 0.75)):
+        return WARN, detail
+    return PASS, detail
+
+
 # ----------------------------------------------------------------------------------------- registry and run
 ProbeFn = Callable[[Any, Item, ProbeContext], Awaitable[tuple[str, str]]]
 
@@ -802,6 +834,7 @@ PROBES: dict[str, ProbeFn] = {
     "backup_files": probe_backup_files,
     "last_run": probe_last_run,
     "log_scan": probe_log_scan,
+    "connection_headroom": probe_connection_headroom,
 }
 
 

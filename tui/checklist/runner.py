@@ -51,7 +51,9 @@ async def check_connection(conn, config, checklist: Checklist, *, skip_kinds: It
     duration = time.perf_counter() - t0
     if save:
         warnings = list(state.warnings)
-        state = update_state(config.state_dir, identity, lambda st: st.set_results(results))
+        peaks = dict(state.peaks)
+        state = update_state(config.state_dir, identity,
+                             lambda st: (st.set_results(results), st.merge_peaks(peaks)))
         state.warnings = warnings + state.warnings
     return CheckRun(checklist, identity, config.target.display, results, state, time.time(), duration)
 

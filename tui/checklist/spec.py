@@ -59,6 +59,7 @@ PROBE_KINDS: dict[str, tuple[tuple, tuple[str, ...]]] = {
     "backup_files": (("dir",), ("pattern", "max_age_hours", "on_fail")),
     "last_run": (("fix",), ("max_age_hours", "require", "on_fail")),
     "log_scan": ((), ("patterns", "path", "max_bytes", "on_fail")),
+    "connection_headroom": ((), ("warn_ratio", "fail_ratio", "window_hours")),
     "items": (("refs",), ()),
     "manual": ((), ("hint",)),
 }

@@ -83,6 +83,7 @@ class ChecklistState:
     notes: dict[str, list[dict]] = field(default_factory=dict)
     results: dict[str, dict] = field(default_factory=dict)
     fix_runs: dict[str, dict] = field(default_factory=dict)
+    peaks: dict[str, dict] = field(default_factory=dict)  # e.g. connections: {value, at}, seen by checks
     warnings: list[str] = field(default_factory=list)  # not saved: e.g. "corrupt file moved aside"
 
     # -- reading ----------------------------------------------------------------------------
@@ -126,6 +127,26 @@ class ChecklistState:
             run["detail"] = detail
         self.fix_runs[fix_name] = run
 
+    def observe_peak(self, name: str, value: float, *, window_s: float = 7 * 86400, at: str | None = None) -> dict:
+        """Keep the highest value seen in the last ``window_s`` (an older peak is replaced)."""
+        old = self.peaks.get(name)
+        now = at or now_iso()
+        old_at = parse_iso(old.get("at", "")) if isinstance(old, dict) else None
+        stale = old_at is None or (parse_iso(now) - old_at).total_seconds() > window_s
+        if stale or value >= old.get("value", 0):
+            self.peaks[name] = {"value": value, "at": now}
+        return self.peaks[name]
+
+    def merge_peaks(self, peaks: dict[str, dict], *, window_s: float = 7 * 86400) -> None:
+        """Fold in peaks observed elsewhere (another writer may have saved in between)."""
+        now = datetime.now(timezone.utc)
+        for name, p in peaks.items():
+            mine = self.peaks.get(name)
+            mine_at = parse_iso(mine.get("at", "")) if isinstance(mine, dict) else None
+            stale = mine_at is None or (now - mine_at).total_seconds() > window_s
+            if stale or p.get("value", 0) >= mine.get("value", 0):
+                self.peaks[name] = dict(p)
+
     def to_json(self) -> dict:
         return {
             "version": STATE_VERSION,
@@ -134,6 +155,7 @@ class ChecklistState:
             "notes": self.notes,
             "results": self.results,
             "fix_runs": self.fix_runs,
+            "peaks": self.peaks,
         }
 
 
@@ -158,7 +180,7 @@ def load_state(state_dir: Path | str, identity: DatabaseIdentity) -> ChecklistSt
             raise ValueError("not a pgpreflight state file")
         if data["version"] > STATE_VERSION:
             raise ValueError(f"state version {data['version']} is newer than this pgpreflight")
-        for key in ("ticks", "notes", "results", "fix_runs"):
+        for key in ("ticks", "notes", "results", "fix_runs", "peaks"):
             if not isinstance(data.get(key, {}), dict):
                 raise ValueError(f"'{key}' is not an object")
     except ValueError as e:
@@ -174,6 +196,7 @@ def load_state(state_dir: Path | str, identity: DatabaseIdentity) -> ChecklistSt
     st.notes = dict(data.get("notes", {}))
     st.results = dict(data.get("results", {}))
     st.fix_runs = dict(data.get("fix_runs", {}))
+    st.peaks = dict(data.get("peaks", {}))
     return st
 
 
