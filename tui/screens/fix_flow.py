@@ -1,0 +1,191 @@
+"""The fix flow of the TUI: plan → modal (Enter runs, Esc aborts) → run in a worker with a progress panel
+(`c` cancels) → follow-up choice when the fix left something → ``FixFinished`` so the checklist verifies again.
+
+Wiring (the app owns it)::
+
+    from tui.screens.fix_flow import FixController, FixFinished
+
+    class PreflightApp(App):
+        def on_mount(self):
+            self.fixes = FixController(self, self.config)
+
+        def on_checklist_tree_fix_requested(self, event):        # `f` on an item
+            event.stop()
+            self.fixes.request_fix(event.item_id, checklist)      # the pane's Checklist (spec)
+
+        def on_fix_finished(self, event: FixFinished):
+            self.query_one(ChecklistPane).verify(only=[event.item_id])
+
+``request_fix`` returns at once (the work happens in a worker, so the monitor keeps refreshing).
+With ``config.read_only`` it refuses with a notice saying why; ``FixController.disabled_reason`` says
+the same for a footer or help line. The guards themselves live in tui.fixes (run_fix), not here.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Callable
+
+from textual.message import Message
+from textual.widget import Widget
+
+from tui.config import Config, TargetError
+from tui.fixes.base import FixError, FixRefused, get_fix_class, params_for_item, plan_fix, run_fix, run_followup
+from tui.model.fixes import FixResult, Plan
+from widgets.fix_plan import FixChoiceScreen, FixPlanScreen
+from widgets.fix_progress import FixProgressPanel
+
+READ_ONLY_REASON = "read-only: fixes are disabled because pgpreflight was started with --read-only"
+
+
+class FixFinished(Message):
+    """A fix ended (ran, failed, was cancelled, or was refused before running). The checklist verifies
+    ``item_id`` again. ``result`` is None when nothing ran (aborted, refused, or could not plan)."""
+
+    def __init__(self, item_id: str, fix_name: str, result: FixResult | None, error: str = "") -> None:
+        super().__init__()
+        self.item_id = item_id
+        self.fix_name = fix_name
+        self.result = result
+        self.error = error
+
+
+class FixController:
+    """Runs fixes for an App. ``planner``/``runner``/``followup`` default to tui.fixes (tests pass canned ones)."""
+
+    UI_OPTIONS = {"on_invalid": "ask", "on_violation": "ask"}
+
+    def __init__(self, app, config: Config, *,
+                 planner: Callable[..., Awaitable[Plan]] | None = None,
+                 runner: Callable[..., Awaitable[FixResult]] | None = None,
+                 followup: Callable[..., Awaitable[FixResult | None]] | None = None,
+                 mount_target: Callable[[], Widget] | None = None) -> None:
+        self.app = app
+        self.config = config
+        self.planner = planner or plan_fix
+        self.runner = runner or run_fix
+        self.followup = followup or run_followup
+        self.mount_target = mount_target
+        self.running_item: str | None = None
+        self.panel: FixProgressPanel | None = None
+        self._cancel: asyncio.Event | None = None
+        self.last_result: FixResult | None = None
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def disabled_reason(self) -> str:
+        return READ_ONLY_REASON if self.config.read_only else ""
+
+    @property
+    def running(self) -> bool:
+        return self.running_item is not None
+
+    def cancel(self) -> bool:
+        """Cancel the running fix (pg_cancel_backend on its sessions, via tui.fixes). False when none runs."""
+        if self._cancel is None or self._cancel.is_set():
+            return False
+        self._cancel.set()
+        return True
+
+    # -- the flow ---------------------------------------------------------------------------
+    def request_fix(self, item: Any, checklist: Any = None) -> bool:
+        """Start the flow for a checklist item (a tui.checklist.spec.Item, or an item id with its Checklist).
+        Returns False (with a notice) when it does not start."""
+        if isinstance(item, str):
+            if checklist is None:
+                self.app.notify(f"no checklist to find {item} in", severity="error")
+                return False
+            try:
+                item = checklist.item(item)
+            except KeyError:
+                self.app.notify(f"no item {item} in the checklist", severity="error")
+                return False
+        if getattr(item, "fix", None) is None:
+            self.app.notify(f"{item.id} has no automatic fix: a person acts, then ticks it or verifies again",
+                            severity="warning")
+            return False
+        try:
+            fix_name, params = params_for_item(item)
+            writes = get_fix_class(fix_name).writes
+        except FixError as e:
+            self.app.notify(str(e), severity="error")
+            return False
+        if self.config.read_only and writes:
+            self.app.notify(f"{READ_ONLY_REASON}; {item.id} was not changed", severity="warning", timeout=8)
+            return False
+        if self.running:
+            self.app.notify(f"a fix is already running ({self.running_item}); wait for it or cancel it (c)",
+                            severity="warning")
+            return False
+        self.running_item = item.id
+        self.app.run_worker(self._flow(item.id, fix_name, params), group="fix", exclusive=False,
+                            name=f"fix {item.id}")
+        return True
+
+    async def _flow(self, item_id: str, fix_name: str, params: dict) -> None:
+        result: FixResult | None = None
+        error = ""
+        try:
+            try:
+                plan = await self.planner(self.config, fix_name, params, item_id=item_id, options=dict(self.UI_OPTIONS))
+            except (FixError, FixRefused, TargetError) as e:
+                error = getattr(e, "reason", None) or str(e)
+                self.app.notify(f"{fix_name}: cannot plan: {error}", severity="error", timeout=8)
+                return
+            except Exception as e:  # a server error while planning: one line, never a traceback
+                error = str(e).splitlines()[0] if str(e) else type(e).__name__
+                self.app.notify(f"{fix_name}: cannot plan: {error}", severity="error", timeout=8)
+                return
+            confirmed = await self.app.push_screen_wait(FixPlanScreen(plan, read_only=self.config.read_only))
+            if not confirmed:
+                error = "aborted"
+                self.app.notify(f"{fix_name}: aborted, nothing was changed", timeout=4)
+                return
+            panel = await self._show_panel(plan.title)
+            self._cancel = asyncio.Event()
+            try:
+                result = await self.runner(self.config, fix_name, params, item_id=item_id,
+                                           confirmations=plan.confirmations, progress_cb=panel.update_progress,
+                                           cancel_event=self._cancel, options=dict(self.UI_OPTIONS))
+            except FixRefused as e:
+                error = e.reason
+                result = None
+                panel.show_result(FixResult(False, e.reason))
+                self.app.notify(e.reason, severity="warning", timeout=8)
+                return
+            except (TargetError, FixError) as e:
+                error = getattr(e, "reason", None) or str(e)
+                panel.show_result(FixResult(False, error))
+                self.app.notify(f"{fix_name}: {error}", severity="error", timeout=8)
+                return
+            finally:
+                self._cancel = None
+            panel.show_result(result)
+            if result.choice is not None:
+                option = await self.app.push_screen_wait(FixChoiceScreen(result.choice, result))
+                if option and option != "keep":
+                    try:
+                        follow = await self.followup(self.config, result.choice, option, item_id=item_id)
+                    except (FixRefused, FixError, TargetError) as e:
+                        follow = FixResult(False, getattr(e, "reason", None) or str(e))
+                    if follow is not None:
+                        panel.show_result(FixResult(False, f"{result.summary}; then: {follow.summary}",
+                                                    cancelled=result.cancelled,
+                                                    left_behind=() if follow.ok else result.left_behind))
+                        self.app.notify(follow.summary, severity="information" if follow.ok else "error", timeout=8)
+            else:
+                self.app.notify(result.summary, severity="information" if result.ok else
+                                "warning" if result.cancelled else "error", timeout=8)
+        finally:
+            self.last_result = result
+            self.running_item = None
+            self.app.post_message(FixFinished(item_id, fix_name, result, error))
+
+    async def _show_panel(self, title: str) -> FixProgressPanel:
+        if self.panel is not None and self.panel.is_attached:
+            await self.panel.remove()
+        self.panel = FixProgressPanel(title, on_cancel=self.cancel)
+        target = self.mount_target() if self.mount_target else self.app.screen
+        await target.mount(self.panel)
+        self.panel.show_running(title)
+        self.panel.focus()
+        return self.panel
