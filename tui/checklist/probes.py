@@ -668,6 +668,10 @@ async def probe_backup_files(conn, item: Item, ctx: ProbeContext):
 
 
 # ----------------------------------------------------------------------------------------- last_run
+_FIGURES_FIRST = ["connections", "successes", "failures", "p50_ms", "p95_ms", "tables", "rows", "dump_bytes",
+                  "dump_s", "restore_s"]
+
+
 def _requirement(value: Any) -> tuple[str, Any]:
     if isinstance(value, str):
         m = re.match(r"^\s*(==|!=|<=|>=|<|>)\s*(.+?)\s*$", value)
@@ -686,7 +690,9 @@ async def probe_last_run(conn, item: Item, ctx: ProbeContext):
     at = parse_iso(run.get("at", ""))
     age = ctx.now - at.timestamp() if at else float("inf")
     figures = run.get("figures") or {}
-    shown = ", ".join(f"{k} {v}" for k, v in list(figures.items())[:6])
+    first = [*(p.get("require") or {}), *_FIGURES_FIRST]
+    keys = sorted(figures, key=lambda k: (first.index(k) if k in first else len(first), k))
+    shown = ", ".join(f"{k} {figures[k]}" for k in keys[:5])
     when = f"{_age(age)} ago" if at else "at an unknown time"
     by = f" by {run['by']}" if run.get("by") else ""
     if not run.get("ok"):

@@ -2,6 +2,7 @@
 probe, record the results. And the view the tree draws. asyncpg, no textual."""
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -42,7 +43,7 @@ async def check_connection(conn, config, checklist: Checklist, *, skip_kinds: It
                            on_result: Callable[[ItemResult], None] | None = None) -> CheckRun:
     """Run ``checklist`` on an open session; record the results in the state file."""
     identity = await fetch_identity(conn)
-    state = load_state(config.state_dir, identity)
+    state = await asyncio.to_thread(load_state, config.state_dir, identity)
     ctx = ProbeContext(app_root=config.app_root, state=state,
                        statement_timeout_ms=min(int(config.statement_timeout_ms), 2000),
                        target_local=config.target.is_local)
@@ -52,8 +53,8 @@ async def check_connection(conn, config, checklist: Checklist, *, skip_kinds: It
     if save:
         warnings = list(state.warnings)
         peaks = dict(state.peaks)
-        state = update_state(config.state_dir, identity,
-                             lambda st: (st.set_results(results), st.merge_peaks(peaks)))
+        state = await asyncio.to_thread(update_state, config.state_dir, identity,
+                                        lambda st: (st.set_results(results), st.merge_peaks(peaks)))
         state.warnings = warnings + state.warnings
     return CheckRun(checklist, identity, config.target.display, results, state, time.time(), duration)
 
