@@ -182,7 +182,11 @@ def dispatch(args: argparse.Namespace) -> int:
     if cmd == "checklists":
         from tui.checklist.commands import run_checklists
 
-        return run_checklists(args.checklist)
+        try:  # only to mark this database's default; a bad DSN does not stop the listing
+            listing_cfg = make_config(args)
+        except UsageError:
+            listing_cfg = None
+        return run_checklists(args.checklist, listing_cfg)
     cfg = make_config(args)
     if cmd == "monitor":
         return run_monitor(cfg)

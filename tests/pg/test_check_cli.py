@@ -185,3 +185,11 @@ async def test_whole_images_mvp_check_on_demo_within_2s(demo_dsn, demo_app_dir, 
         print(f"\n[bench] images-mvp check on the demo: {elapsed * 1000:.0f} ms for {len(res)} items")
     assert len(res) == len(cl.item_ids()) - 2  # pool.concurrency, backups.restore_tested
     assert elapsed <= 2.0
+
+
+def test_a_closed_pipe_is_not_a_traceback(demo_dsn, demo_app_dir, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
+    cmd = (f"{sys.executable} -m tui check --dsn '{demo_dsn}' --checklist images-mvp --app-root '{demo_app_dir}' "
+           f"--state-dir '{tmp_path}' | head -1")
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, timeout=60, env=env)
+    assert r.stdout.startswith("Images MVP launch") and "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr

@@ -172,3 +172,24 @@ def test_every_probe_kind_is_documented_in_the_registry():
     assert set(PROBE_KINDS) >= {"sql", "table_exists", "columns", "index_exists", "constraint", "extension",
                                 "setting", "file_pattern", "migrations", "explain", "backup_files", "last_run",
                                 "log_scan", "manual"}
+
+
+def test_default_checklist_per_database_from_the_config_file(tmp_path, monkeypatch):
+    from tui.checklist.runner import checklist_for, default_checklist_name
+    from tui.config import Config, Target
+
+    cfg_file = tmp_path / "config.toml"
+    monkeypatch.setenv("PGPREFLIGHT_CONFIG", str(cfg_file))
+    meta = Config(target=Target(host="db.internal", port=5432, user="u", database="metaextract"), state_dir=tmp_path)
+    other = Config(target=Target(host="db.internal", port=5432, user="u", database="other"), state_dir=tmp_path)
+    assert default_checklist_name(meta) == "general"  # no file
+    cfg_file.write_text('[checklist]\ndefault = "general"\n[checklist.databases]\nmetaextract = "images-mvp"\n')
+    assert checklist_for(meta).name == "images-mvp"
+    assert checklist_for(other).name == "general"
+    cfg_file.write_text('[checklist.databases]\n"db.internal:5432/other" = "images-mvp"\n')
+    assert default_checklist_name(other) == "images-mvp" and default_checklist_name(meta) == "general"
+    from dataclasses import replace
+    assert checklist_for(replace(other, checklist="general")).name == "general"  # --checklist wins
+    cfg_file.write_text("[checklist\n")
+    with pytest.raises(ChecklistError, match="config file unreadable"):
+        default_checklist_name(meta)

@@ -5,12 +5,24 @@ or checklist-file error. Every problem is one line on stderr, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
 from tui.checklist.spec import ChecklistError, bundled_names, load_checklist
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _out(text: str) -> None:
+    """stdout that survives a reader going away (``| head``): the rest is dropped, no traceback."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _err(msg: str) -> None:
@@ -53,8 +65,7 @@ def run_check(cfg, fmt: str = "text") -> int:
         out = FORMATS["text"](run, color=color)
     else:
         out = FORMATS[fmt](run)
-    sys.stdout.write(out if out.endswith("\n") else out + "\n")
-    sys.stdout.flush()
+    _out(out if out.endswith("\n") else out + "\n")
     return EXIT_FAIL if run.failed else EXIT_OK
 
 
@@ -69,8 +80,7 @@ def run_report(cfg, output: Path | None = None) -> int:
     run = _run(cfg, checklist)
     text = signoff_report(run)
     if output is None or str(output) == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        _out(text)
     else:
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +92,16 @@ def run_report(cfg, output: Path | None = None) -> int:
     return EXIT_OK
 
 
-def run_checklists(selected: str | None = None) -> int:
+def run_checklists(selected: str | None = None, cfg=None) -> int:
+    if selected is None and cfg is not None:
+        from tui.checklist.runner import default_checklist_name
+
+        try:
+            selected = default_checklist_name(cfg)
+        except ChecklistError as e:
+            _err(str(e))
+            return EXIT_USAGE
+    lines: list[str] = []
     for name in bundled_names():
         try:
             c = load_checklist(name)
@@ -92,6 +111,10 @@ def run_checklists(selected: str | None = None) -> int:
         n_items = len(c.item_ids())
         auto = sum(1 for i in c.items() if not i.manual)
         mark = "*" if name == (selected or "general") else " "
-        print(f"{mark} {name:12} {n_items:3} items ({auto} verified automatically)  {c.title}")
-    print("\nUse --checklist NAME, or --checklist PATH for your own TOML file (* = the one in use).")
+        lines.append(f"{mark} {name:12} {n_items:3} items ({auto} verified automatically)  {c.title}")
+    if selected and selected not in bundled_names():
+        lines.append(f"* {selected} (a file)")
+    lines.append("\nUse --checklist NAME, or --checklist PATH for your own TOML file (* = the one in use).")
+    lines.append("A default per database: [checklist.databases] in the config file (PGPREFLIGHT_CONFIG).")
+    _out("\n".join(lines) + "\n")
     return EXIT_OK

@@ -3,21 +3,64 @@ probe, record the results. And the view the tree draws. asyncpg, no textual."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 
 from tui.checklist.probes import ProbeContext, run_checklist
-from tui.checklist.spec import Checklist, Fix, load_checklist
+from tui.checklist.spec import Checklist, ChecklistError, Fix, load_checklist
 from tui.checklist.state import ChecklistState, DatabaseIdentity, fetch_identity, load_state, update_state
 from tui.model.checklist import PENDING, ChecklistView, ItemResult, ItemView, SectionView
 
 DEFAULT_CHECKLIST = "general"
 
 
+def config_file() -> Path:
+    """``PGPREFLIGHT_CONFIG``, else ``<user config dir>/pgpreflight/config.toml``."""
+    env = os.environ.get("PGPREFLIGHT_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    try:
+        import platformdirs
+
+        return Path(platformdirs.user_config_dir("pgpreflight", appauthor=False)) / "config.toml"
+    except ImportError:  # pragma: no cover
+        return Path.home() / ".config" / "pgpreflight" / "config.toml"
+
+
+def default_checklist_name(config) -> str:
+    """The checklist for this database when ``--checklist`` names none: the config file's
+    ``[checklist.databases]`` entry for the database name (or ``host:port/db``), else ``default``,
+    else "general". For example::
+
+        [checklist]
+        default = "general"
+        [checklist.databases]
+        metaextract = "images-mvp"
+        "db.internal:5432/metaextract" = "images-mvp"
+    """
+    path = config_file()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return DEFAULT_CHECKLIST
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ChecklistError(str(path), None, f"config file unreadable: {e}") from None
+    section = data.get("checklist", {}) if isinstance(data.get("checklist"), dict) else {}
+    per_db = section.get("databases", {}) if isinstance(section.get("databases"), dict) else {}
+    t = config.target
+    for key in (f"{t.effective_host}:{t.effective_port}/{t.effective_database}", t.effective_database):
+        if isinstance(per_db.get(key), str):
+            return per_db[key]
+    return section.get("default") if isinstance(section.get("default"), str) else DEFAULT_CHECKLIST
+
+
 def checklist_for(config) -> Checklist:
-    """The checklist the config names (``--checklist``), else the default."""
-    return load_checklist(getattr(config, "checklist", None) or DEFAULT_CHECKLIST)
+    """The checklist ``--checklist`` names, else this database's default from the config file, else general."""
+    return load_checklist(getattr(config, "checklist", None) or default_checklist_name(config))
 
 
 @dataclass
