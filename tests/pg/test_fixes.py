@@ -382,3 +382,89 @@ async def test_cancel_then_terminate_needs_a_second_confirmation(fixes_dsn, stat
     finally:
         victim.terminate()
         await watch.close()
+
+
+async def test_index_build_cancelled_while_waiting_for_writers_says_what_is_left_then_drops_it(fixes_dsn, state_dir):
+    """Halfway at the start: the catalog entry exists, the build waits for a transaction that wrote to the table."""
+    cfg = cfg_for(fixes_dsn, state_dir)
+    writer = await asyncpg.connect(fixes_dsn, server_settings={"application_name": "test-writer"})
+    try:
+        await writer.execute("BEGIN")
+        await writer.execute('INSERT INTO "Big ""t"" x" VALUES (-1, \'w\')')
+        task, cancel = await _run_until_phase(cfg, big_index_params("ix_big_writers"), "%waiting for writers%",
+                                              {"lock_timeout_ms": 60000})
+        cancel.set()
+        t0 = time.monotonic()
+        res = await asyncio.wait_for(task, 30)
+        # the cleanup DROP INDEX CONCURRENTLY waits for the same writer, at most the default 5 s: then it says
+        # exactly what is left and who holds it up, and offers the drop
+        assert 4 < time.monotonic() - t0 < 15
+        assert res.cancelled and "dropping the INVALID index failed" in res.summary, res.text()
+        assert f"pid {writer.get_server_pid()}" in res.summary and "test-writer" in res.summary
+        assert any('DROP INDEX CONCURRENTLY IF EXISTS "public"."ix_big_writers"' in x for x in res.left_behind)
+        assert res.choice is not None and res.choice.fix == "drop_invalid_index"
+    finally:
+        await writer.execute("ROLLBACK")
+        await writer.close()
+    conn = await asyncpg.connect(fixes_dsn)
+    try:
+        assert await index_state(conn, "ix_big_writers") is False
+        follow = await run_followup(cfg, res.choice, "drop")
+        assert follow.ok, follow
+        assert await index_state(conn, "ix_big_writers") is None
+        assert await conn.fetchval("SELECT count(*) FROM pg_index WHERE NOT indisvalid") == 0
+    finally:
+        await conn.close()
+
+
+async def test_slow_build_on_a_big_table_shows_blocks_and_cancels_mid_scan(cluster, state_dir):
+    """A build made slow by a big table and a tiny maintenance_work_mem, in a scratch database of its own:
+    cancelled once pg_stat_progress_create_index shows it scanning; progress carried blocks."""
+    admin = await asyncpg.connect(cluster.dsn("postgres"))
+    try:
+        await admin.execute("DROP DATABASE IF EXISTS fixes_big WITH (FORCE)")
+        await admin.execute("CREATE DATABASE fixes_big")
+        await admin.execute("ALTER DATABASE fixes_big SET maintenance_work_mem = '1MB'")
+        await admin.execute("ALTER DATABASE fixes_big SET max_parallel_maintenance_workers = 0")
+    finally:
+        await admin.close()
+    dsn = cluster.dsn("fixes_big")
+    c = await asyncpg.connect(dsn)
+    try:
+        await c.execute("CREATE TABLE big (id int, v text)")
+        await c.execute("INSERT INTO big SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 1500000) g")
+        await c.execute("VACUUM ANALYZE big")
+    finally:
+        await c.close()
+    cfg = cfg_for(dsn, state_dir)
+    seen = []
+    cancel = asyncio.Event()
+    params = {"table": "big", "indexes": [{"name": "ix_big_scan", "columns": ["v"]}]}
+    plan = await plan_fix(cfg, "create_index", params)
+    assert plan.estimate_s and plan.estimate_s > 1 and "1,500,000 rows" in plan.estimate
+    task = asyncio.create_task(run_fix(cfg, "create_index", params, confirmations=1, cancel_event=cancel,
+                                       progress_cb=seen.append))
+
+    async def scanning():
+        assert not task.done(), task.result()
+        return any(p.blocks_total and p.blocks_done for p in seen)
+    await wait_until(scanning, what="progress with blocks")
+    t_cancel = time.monotonic()
+    cancel.set()
+    res = await asyncio.wait_for(task, 30)
+    cancel_s = time.monotonic() - t_cancel
+    assert res.cancelled and not res.left_behind, res.text()
+    assert cancel_s < 5
+    p = next(p for p in seen if p.blocks_total)
+    assert "building index" in p.phase and 0 <= p.fraction <= 1
+    c = await asyncpg.connect(dsn)
+    try:
+        assert await c.fetchval("SELECT count(*) FROM pg_index WHERE NOT indisvalid") == 0
+        assert await index_state(c, "ix_big_scan") is None
+    finally:
+        await c.close()
+    admin = await asyncpg.connect(cluster.dsn("postgres"))
+    try:
+        await admin.execute("DROP DATABASE IF EXISTS fixes_big WITH (FORCE)")
+    finally:
+        await admin.close()

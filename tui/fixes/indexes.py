@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from tui.fixes.base import (Fix, FixCancelled, FixContext, FixError, human_bytes, human_seconds, need_primary,
+from tui.fixes.base import (DEFAULT_LOCK_TIMEOUT_MS, Fix, FixCancelled, FixContext, FixError, human_bytes, human_seconds, need_primary,
                             need_table_owner, qualified, quote_ident, register)
 from tui.model.fixes import Choice, FixResult, Plan, Progress
 
@@ -294,7 +294,8 @@ class CreateIndex(Fix):
                              cancelled=cancelled, left_behind=tuple(f"new index {c}" for c in created))
         drop_sql = f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(self.schema, invalid)}"
         if ctx.options.get("on_invalid", "drop") == "drop":
-            drop_conn = await ctx.session(lock_timeout_ms=max(ctx.lock_timeout_ms, 5000), statement_timeout_ms=0,
+            # the cleanup waits at most the default lock_timeout, whatever the build's was
+            drop_conn = await ctx.session(lock_timeout_ms=DEFAULT_LOCK_TIMEOUT_MS, statement_timeout_ms=0,
                                           register=False)
             try:
                 await ctx.execute(drop_conn, drop_sql)
@@ -302,6 +303,14 @@ class CreateIndex(Fix):
             except asyncpg.PostgresError as e:
                 dropped = False
                 why += f"; dropping the INVALID index failed: {str(e).splitlines()[0]}"
+                holders = await ctx.fetchval(
+                    "SELECT string_agg(DISTINCT format('pid %s (%s, %s)', a.pid, a.usename, "
+                    "       coalesce(nullif(a.application_name, ''), 'no application_name')), '; ') "
+                    "  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    " WHERE l.relation = $1::regclass AND l.granted AND l.pid <> pg_backend_pid() "
+                    "   AND a.application_name <> 'pgpreflight/fix'", qualified(self.schema, self.table))
+                if holders:
+                    why += f" (sessions using {self.table}: {holders})"
             finally:
                 await ctx.close_session(drop_conn)
             if dropped:
