@@ -16,6 +16,8 @@ def sync_rows(table: DataTable, rows: list[tuple[str, tuple]]) -> int:
     """Make ``table`` show ``rows`` ((key, cells) in order). Returns how many cells were written."""
     state: dict[str, tuple] = table.__dict__.setdefault("_keyed_sigs", {})
     order: list[str] = table.__dict__.setdefault("_keyed_order", [])
+    seen: set[str] = set()
+    rows = [r for r in rows if not (r[0] in seen or seen.add(r[0]))]  # a repeated id must never crash the table
     want = [k for k, _ in rows]
     want_set = set(want)
     kept = [k for k in order if k in want_set]

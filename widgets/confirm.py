@@ -105,7 +105,7 @@ class QueryDetailScreen(ModalScreen[None]):
         if s.pid is not None:
             head.append(f"pid {s.pid}  user {s.user or '?'}  db {s.database or '?'}  running {s.age_s or 0:.1f} s")
         else:
-            head.append(f"queryid {s.key}  db {s.database or '?'}  user {s.user or '?'}\n")
+            head.append(f"queryid {s.queryid or '(hidden)'}  db {s.database or '?'}  user {s.user or '?'}\n")
             head.append(f"calls {s.calls:,}  rows {s.rows:,}  mean {s.mean_ms:.2f} ms  total {s.total_ms:,.1f} ms",
                         style="")
         with VerticalScroll():

@@ -14,7 +14,7 @@ from tui import audit
 from tui.config import Config, resolve_target
 from tui.db.poller import SlowQueriesPoller
 from tui.screens.app import PreflightApp
-from widgets.confirm import ConfirmSignalScreen
+from widgets.confirm import ConfirmSignalScreen, QueryDetailScreen
 
 pytestmark = [pytest.mark.pg, pytest.mark.asyncio(loop_scope="session")]
 
@@ -65,6 +65,12 @@ async def test_live_panes_show_real_sessions_and_skip_hidden_panes(scene, state_
         assert app.polls["tables"] == polled  # 30 s interval: not again yet
         await pilot.press("2")
         await until(pilot, lambda: app.query_one("#statements", DataTable).row_count > 0, what="statements")
+        # a modal on top: polls go on and still reach the panes underneath (found live: they crashed)
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, QueryDetailScreen), what="the detail view")
+        n = app.polls["slow"]
+        await until(pilot, lambda: app.polls["slow"] >= n + 3, what="polls under the modal")
+        await pilot.press("escape")
         await pilot.press("4")
         await until(pilot, lambda: "data directory" in str(app.query_one("#host").render()), what="host metrics")
 

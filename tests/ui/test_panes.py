@@ -352,6 +352,18 @@ async def test_keyed_update_changes_only_changed_cells_and_keeps_cursor():
         assert sync_rows is not None
 
 
+async def test_sync_rows_survives_a_repeated_id():
+    # found live: pg_stat_statements repeats a queryid across databases; a table must never crash on it
+    from widgets._keyed import sync_rows
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.query_one("#sessions", DataTable)
+        sync_rows(table, [("1", tuple("x" * 11)), ("1", tuple("y" * 11)), ("2", tuple("z" * 11))])
+        await pilot.pause()
+        assert table.row_count == 2 and table.get_cell("1", "pid") == "x"
+
+
 # -- SVG snapshots -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])

@@ -49,7 +49,8 @@ def test_json_shape():
     snap = Snapshot(
         target="postgresql://u@h:5432/db", taken_at=T0, server=None,
         connections=conns(s(5, blocked=[4])),
-        slow_queries=SlowQueriesSnapshot("pg_stat_statements", (Statement("9", "SELECT 1", 3, 3, 1.5, 4.5, 0.5),)),
+        slow_queries=SlowQueriesSnapshot("pg_stat_statements", (Statement("9/db/u", "SELECT 1", 3, 3, 1.5, 4.5, 0.5,
+                                                                       queryid="9"),)),
         tables=TablesSnapshot(100, (TableStat("s", "t", "s.t", 10, 5, 3, 2, 7, 1, 2, 0, None),)),
         host=None, host_message="host metrics unavailable for a remote server")
     d = json.loads(json.dumps(snap.to_dict()))
@@ -115,18 +116,19 @@ def test_pg_stat_statements_columns_by_version():
 
 
 def test_own_statements_carry_the_marker():
-    for name in ("server_info", "database_size", "connections_summary", "sessions", "sessions_all", "statements",
+    for name in ("server_info", "database_size", "activity", "activity_all", "statements",
                  "long_running", "tables", "pgss_location", "data_directory"):
         assert sql.get(name, 150000).startswith("-- pgpreflight"), name
 
 
 def test_session_queries_exclude_own_sessions_and_limit():
-    for name in ("sessions", "sessions_all", "connections_summary", "long_running"):
+    for name in ("activity", "activity_all", "long_running"):
         q = sql.get(name, 150000)
         assert "NOT LIKE 'pgpreflight%'" in q and "pg_backend_pid()" in q, name
-    assert "LIMIT $1" in sql.get("sessions", 150000) and "LIMIT 50" in sql.get("tables", 150000)
+    assert "LIMIT $1" in sql.get("activity", 150000) and "LIMIT 50" in sql.get("tables", 150000)
+    assert "IS DISTINCT FROM 'idle'" in sql.get("activity") and "'idle'" not in sql.get("activity_all")
     # no parameter guards an expensive expression: the only parameter is the LIMIT
-    for name in ("server_info", "connections_summary", "statements", "tables", "long_running"):
+    for name in ("server_info", "statements", "tables", "long_running"):
         assert "$1" not in sql.get(name, 150000), name
 
 
@@ -151,3 +153,4 @@ def test_audit_log_lines(tmp_path):
     assert list(first) == ["time", "os_user", "target", "action", "statements", "outcome"]
     assert first["statements"] == ["SELECT pg_cancel_backend(7)"] and first["os_user"]
     assert ((tmp_path / "state" / "audit.jsonl").stat().st_mode & 0o777) == 0o600
+

@@ -111,6 +111,7 @@ def quote_ident_py(name: str) -> str:
 class ConnectionsPoller:
     def __init__(self, limit: int = SESSION_LIMIT) -> None:
         self.limit = limit
+        self.max_connections = 0
         self.version_num: int | None = None
         self.role: str | None = None
         self.parts = OptionalParts()
@@ -119,10 +120,13 @@ class ConnectionsPoller:
         if self.version_num is None:
             self.version_num = int(await conn.fetchval(VERSION_SQL))
             self.role = await conn.fetchval(ROLE_SQL)
-        counts = await conn.fetch(sql.get("connections_summary", self.version_num))
-        rows = await conn.fetch(sql.get("sessions_all" if include_idle else "sessions", self.version_num), self.limit)
-        max_conn = int(await conn.fetchval(MAX_CONN_SQL))
-        return build_connections(counts, rows, max_conn, include_idle, self.role or "current_user", self.limit)
+            self.max_connections = int(await conn.fetchval(MAX_CONN_SQL))  # changes only with a restart
+        # one round trip, one scan of the activity array: counts (kind 'c') and listed sessions (kind 's')
+        rows = await conn.fetch(sql.get("activity_all" if include_idle else "activity", self.version_num), self.limit)
+        counts = [r for r in rows if r["kind"] == "c"]
+        listed = [r for r in rows if r["kind"] == "s"]
+        return build_connections(counts, listed, self.max_connections, include_idle, self.role or "current_user",
+                                 self.limit)
 
 
 def build_connections(counts, rows, max_connections: int, include_idle: bool, role: str,
@@ -146,7 +150,8 @@ def build_connections(counts, rows, max_connections: int, include_idle: bool, ro
         q = r["query"]
         hidden = q == "<insufficient privilege>"
         sessions.append(Session(
-            pid=r["pid"], database=r["database"], user=r["user"], application_name=clean_text(r["application_name"], 200),
+            pid=r["pid"], database=r["database"], user=r["user"],
+            application_name=clean_text(r["application_name"] if "application_name" in r.keys() else r["application"], 200),
             client_addr=r["client_addr"], state=r["state"], wait_event_type=r["wait_event_type"],
             wait_event=r["wait_event"], blocked_by=tuple(r["blocked_by"] or ()), xact_age_s=r["xact_age_s"],
             query_age_s=r["query_age_s"], state_age_s=r["state_age_s"],
@@ -229,7 +234,11 @@ class SlowQueriesPoller:
     def _from_pgss(self, rows) -> SlowQueriesSnapshot:
         now = time.monotonic()
         # queryid is NULL for other users' statements without pg_read_all_stats: key them by position
-        keys = [r["queryid"] or f"hidden:{r['database']}:{r['user']}:{i}" for i, r in enumerate(rows)]
+        # pg_stat_statements has a row per (user, database, queryid): the same queryid repeats across
+        # databases, so the row id is all three. queryid is NULL for other users' statements without
+        # pg_read_all_stats: those are keyed by position.
+        keys = [f"{r['queryid']}/{r['database']}/{r['user']}" if r["queryid"] else f"hidden:{r['database']}:{r['user']}:{i}"
+                for i, r in enumerate(rows)]
         sample = {k: (int(r["calls"]), float(r["total_ms"])) for k, r in zip(keys, rows)}
         prev = self._history[-1] if self._history else None
         minute = None
@@ -253,7 +262,7 @@ class SlowQueriesPoller:
             q = r["query"]
             q = _hidden_query(self.role or "") if q == "<insufficient privilege>" else clean_text(q, 8000)
             stmts.append(Statement(
-                key=qid, query=q, calls=calls, rows=int(r["rows"]),
+                key=qid, queryid=r["queryid"], query=q, calls=calls, rows=int(r["rows"]),
                 mean_ms=float(r["mean_ms"]), total_ms=total, share=(total / all_ms) if all_ms else None,
                 cache_hit_ratio=r["cache_hit_ratio"], database=r["database"], user=r["user"],
                 interval_calls=ic, interval_ms=ims, interval_s=(now - prev[0]) if prev else None,

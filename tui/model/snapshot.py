@@ -167,6 +167,7 @@ class Statement:
     minute_ms: float | None = None
     pid: int | None = None  # fallback only
     age_s: float | None = None  # fallback only
+    queryid: str | None = None  # pg_stat_statements' id (one per user and database: key adds both)
 
     def to_dict(self) -> dict:
         d = {
@@ -178,7 +179,7 @@ class Statement:
         if self.key.startswith("pid:"):
             d.update(pid=self.pid, age_s=_r(self.age_s))
         else:
-            d["queryid"] = None if self.key.startswith("hidden:") else self.key
+            d["queryid"] = self.queryid
         return d
 
 

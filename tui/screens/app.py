@@ -12,6 +12,7 @@ from collections import deque
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
 from tui.config import Config, TargetError
@@ -106,14 +107,14 @@ class PreflightApp(App):
 
     # -- which pane is on screen -----------------------------------------------------
     def visible_pane(self) -> str | None:
-        try:
-            return PANE_OF_TAB.get(self.query_one(TabbedContent).active)
-        except Exception:
-            return None
+        tabs = self._main(TabbedContent)
+        return PANE_OF_TAB.get(tabs.active) if tabs is not None else None
 
     def _focus_pane(self) -> None:
-        pane_tab = self.query_one(TabbedContent).active
+        if self.screen is not self.screen_stack[0]:
+            return
         try:
+            pane_tab = self.query_one(TabbedContent).active
             tables = self.query_one(f"#{pane_tab}").query(DataTable)
             if tables:
                 tables.first().focus()
@@ -226,27 +227,47 @@ class PreflightApp(App):
         except asyncio.TimeoutError:
             pass
 
+    def _main(self, cls):
+        """A widget of the main screen, also while a modal is on top; None while shutting down."""
+        try:
+            return self.screen_stack[0].query_one(cls)
+        except (NoMatches, IndexError):
+            return None
+
     def on_server_polled(self, message: ServerPolled) -> None:
-        self.query_one(ServerHeader).show(info=message.info)
-        self.query_one(ConnectionsPane).record_total(message.info.connections, message.info.max_connections)
+        header, conns = self._main(ServerHeader), self._main(ConnectionsPane)
+        if header is not None:
+            header.show(info=message.info)
+        if conns is not None:
+            conns.record_total(message.info.connections, message.info.max_connections)
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
-        self.query_one(ServerHeader).show(state=message.state)
+        header = self._main(ServerHeader)
+        if header is not None:
+            header.show(state=message.state)
 
     def on_pane_polled(self, message: PanePolled) -> None:
         if message.pane == "connections":
-            self.query_one(ConnectionsPane).show_snapshot(message.data)
+            pane = self._main(ConnectionsPane)
+            if pane is not None:
+                pane.show_snapshot(message.data)
         elif message.pane == "slow":
-            self.query_one(SlowQueriesPane).show_snapshot(message.data)
+            pane = self._main(SlowQueriesPane)
+            if pane is not None:
+                pane.show_snapshot(message.data)
         elif message.pane == "tables":
-            header = self.query_one(ServerHeader)
-            growth = header.info.database_growth_bps if header.info else None
-            self.query_one(TableSizesPane).show_snapshot(message.data, growth)
+            header, pane = self._main(ServerHeader), self._main(TableSizesPane)
+            growth = header.info.database_growth_bps if header is not None and header.info else None
+            if pane is not None:
+                pane.show_snapshot(message.data, growth)
         elif message.pane == "host":
+            pane = self._main(HostPane)
+            if pane is None:
+                return
             if message.data is None:
-                self.query_one(HostPane).show_message(message.message)
+                pane.show_message(message.message)
             else:
-                self.query_one(HostPane).show_snapshot(message.data)
+                pane.show_snapshot(message.data)
 
     def on_part_turned_off(self, message: PartTurnedOff) -> None:
         self.notify(message.notice, severity="warning", timeout=8)
@@ -299,7 +320,7 @@ class PreflightApp(App):
     # -- actions -------------------------------------------------------------------
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
-        header = self.query_one(ServerHeader)
+        header = self._main(ServerHeader)
         header.paused = self.paused
         header.show()
         self.notify("Paused" if self.paused else "Resumed", timeout=2)
@@ -309,7 +330,9 @@ class PreflightApp(App):
         self._wake.set()
 
     def action_show_tab(self, n: int) -> None:
-        tabs = self.query_one(TabbedContent)
+        tabs = self._main(TabbedContent)
+        if tabs is None or self.screen is not self.screen_stack[0]:
+            return
         panes = list(tabs.query(TabPane))
         if 1 <= n <= len(panes):
             tabs.active = panes[n - 1].id

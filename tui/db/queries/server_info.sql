@@ -4,9 +4,9 @@ SELECT current_setting('server_version')                  AS version,
        pg_postmaster_start_time()                         AS started_at,
        now()                                              AS now,
        current_database()                                 AS database,
-       (SELECT count(*) FROM pg_stat_activity
-         WHERE backend_type = 'client backend'
-            OR (backend_type IS NULL AND datname IS NOT NULL)) AS connections,
+       (SELECT count(*) FROM pg_stat_get_activity(NULL) s   -- the function: the view's joins cost
+         WHERE s.backend_type = 'client backend'
+            OR (s.backend_type IS NULL AND coalesce(s.datid, 0) <> 0)) AS connections,
        current_setting('max_connections')::int            AS max_connections,
        current_setting('superuser_reserved_connections')::int AS reserved_connections,
        d.xact_commit + d.xact_rollback                    AS xacts,
