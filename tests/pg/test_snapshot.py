@@ -155,3 +155,28 @@ async def test_bad_target_is_one_line_exit_2():
     assert res.returncode == 2
     assert res.stdout == ""
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+
+
+async def test_tables_ranking_catches_a_table_loaded_since_its_last_analyze(cluster):
+    """Candidates come from the catalog (relpages, as of the last VACUUM/ANALYZE) and the statistics
+    (tuples counted at commit): a table bulk-loaded a moment ago ranks by the second."""
+    admin = await asyncpg.connect(cluster.dsn("postgres"))
+    try:
+        await admin.execute("DROP DATABASE IF EXISTS rankdb WITH (FORCE)")
+        await admin.execute("CREATE DATABASE rankdb")
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(cluster.dsn("rankdb"))
+    try:
+        for i in range(60):  # 60 analyzed tables of one page each outrank an unanalyzed table by relpages
+            await conn.execute(f"CREATE TABLE small_{i} (id int) WITH (autovacuum_enabled = off); "
+                               f"INSERT INTO small_{i} VALUES (1); ANALYZE small_{i}")
+        await conn.execute("CREATE TABLE fresh_load (id int, pad text) WITH (autovacuum_enabled = off)")
+        await conn.execute("INSERT INTO fresh_load SELECT g, repeat('x', 100) FROM generate_series(1, 30000) g")
+        assert await conn.fetchval("SELECT relpages FROM pg_class WHERE relname = 'fresh_load'") == 0
+    finally:
+        await conn.close()
+    snap = await take_snapshot(Config(target=resolve_target(cluster.dsn("rankdb"), env={})))
+    top = snap.tables.tables[0]
+    assert top.qualified_name == "public.fresh_load" and top.total_bytes > 3 * 1024 * 1024
+    assert len(snap.tables.tables) == 50

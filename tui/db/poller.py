@@ -124,7 +124,7 @@ class ConnectionsPoller:
         # one round trip, one scan of the activity array: counts (kind 'c') and listed sessions (kind 's')
         rows = await conn.fetch(sql.get("activity_all" if include_idle else "activity", self.version_num), self.limit)
         counts = [r for r in rows if r["kind"] == "c"]
-        listed = [r for r in rows if r["kind"] == "s"]
+        listed = sorted((r for r in rows if r["kind"] == "s"), key=lambda r: r["ord"])  # no server-side sort
         return build_connections(counts, listed, self.max_connections, include_idle, self.role or "current_user",
                                  self.limit)
 

@@ -1,6 +1,6 @@
 -- pgpreflight: connections pane in one scan of pg_stat_get_activity, idle sessions listed too:
 -- application and user (kind 'c', aggregated on the server) and the non-idle sessions, oldest first
--- (kind 's', $1 = row limit; "total" counts what the LIMIT cut). Names are looked up only for the rows
+-- (kind 's', in the order of column ord, $1 = row limit; "total" counts what the LIMIT cut). Names are looked up only for the rows
 -- returned. Never the tool's own sessions. Without pg_read_all_stats other users' sessions have
 -- backend_type NULL: a database tells a client backend.
 WITH a AS MATERIALIZED (
@@ -44,4 +44,3 @@ SELECT 's', NULL, NULL, NULL, NULL, l.state, d.datname, l.application_name, r.ro
   FROM l
   LEFT JOIN pg_database d ON d.oid = l.datid
   LEFT JOIN pg_roles r ON r.oid = l.usesysid
- ORDER BY kind, ord

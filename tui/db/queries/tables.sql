@@ -1,5 +1,5 @@
--- pgpreflight: top tables by size. Ranked cheaply first (main fork of heap and TOAST, no index walk),
--- then the full breakdown only for the top 50. Names quoted by the server.
+-- pgpreflight: top tables by size. Candidates ranked from the catalog and statistics (no file opened),
+-- then measured: the full breakdown for at most 100, the 50 largest returned. Names quoted by the server.
 -- Size functions take an AccessShareLock: a table with an AccessExclusiveLock held or awaited
 -- (a migration) would stall this query, so such tables are sized from pg_class estimates instead.
 WITH excl AS (
@@ -15,13 +15,16 @@ WITH excl AS (
      AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
                                 'pg_toast'::regnamespace)
 ), ranked AS (
-  SELECT cand.*
-    FROM cand
-   ORDER BY CASE WHEN locked THEN relpages::bigint * current_setting('block_size')::int
-                 ELSE pg_relation_size(oid)
-                      + CASE WHEN reltoastrelid <> 0 THEN pg_relation_size(reltoastrelid) ELSE 0 END
-            END DESC
-   LIMIT 50
+  -- candidates from the catalog and the statistics only (no file is opened): the 50 largest by
+  -- relpages (heap + TOAST, as of the last VACUUM/ANALYZE) and the 50 with the most live + dead
+  -- tuples (counted at commit: catches a table loaded since its last ANALYZE)
+  (SELECT cand.* FROM cand
+    ORDER BY cand.relpages::bigint + coalesce((SELECT t.relpages FROM pg_class t WHERE t.oid = cand.reltoastrelid), 0) DESC
+    LIMIT 50)
+  UNION
+  (SELECT cand.* FROM cand
+    ORDER BY pg_stat_get_live_tuples(cand.oid) + pg_stat_get_dead_tuples(cand.oid) DESC
+    LIMIT 50)
 ), sized AS (
   SELECT r.*,
          CASE WHEN r.locked THEN NULL ELSE pg_relation_size(r.oid) END AS table_bytes,
@@ -34,9 +37,13 @@ WITH excl AS (
 SELECT n.nspname AS schema, s.relname AS name,
        quote_ident(n.nspname) || '.' || quote_ident(s.relname) AS qualified_name,
        s.total_bytes, s.table_bytes, s.index_bytes, s.toast_bytes, s.locked,
-       CASE WHEN s.reltuples >= 0 THEN s.reltuples::bigint ELSE st.n_live_tup END AS est_rows,
-       st.seq_scan, st.idx_scan, st.n_dead_tup AS dead_rows, st.last_autovacuum
+       CASE WHEN s.reltuples >= 0 THEN s.reltuples::bigint ELSE pg_stat_get_live_tuples(s.oid) END AS est_rows,
+       -- the functions behind pg_stat_all_tables, for these rows only (the view computes every table)
+       pg_stat_get_numscans(s.oid) AS seq_scan,
+       (SELECT sum(pg_stat_get_numscans(i.indexrelid))::bigint FROM pg_index i WHERE i.indrelid = s.oid) AS idx_scan,
+       pg_stat_get_dead_tuples(s.oid) AS dead_rows,
+       pg_stat_get_last_autovacuum_time(s.oid) AS last_autovacuum
   FROM sized s
   JOIN pg_namespace n ON n.oid = s.relnamespace
-  LEFT JOIN pg_stat_all_tables st ON st.relid = s.oid
  ORDER BY s.total_bytes DESC, schema, name
+ LIMIT 50
