@@ -22,6 +22,20 @@ pytestmark = [pytest.mark.pg, pytest.mark.asyncio(loop_scope="session")]
 DB = "fixes_demo"
 
 
+@pytest.fixture(scope="module")
+def cluster():
+    """This module's own throwaway server (it shadows the shared one): index builds, dumps and demo builds
+    here must not crowd other modules' pg_stat_statements top lists or settings."""
+    from tui.cluster import ClusterError, start_cluster
+
+    try:
+        c = start_cluster()
+    except ClusterError as e:
+        pytest.fail(str(e))
+    yield c
+    c.destroy()
+
+
 async def wait_until(fn, timeout=20.0, what="condition"):
     deadline = time.monotonic() + timeout
     while True:

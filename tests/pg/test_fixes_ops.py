@@ -28,6 +28,20 @@ DB = "fixes_ops"
 ROLE, ROLE_PW = "fix_limited", "S3cret-Pw/with:odd@chars"
 
 
+@pytest.fixture(scope="module")
+def cluster():
+    """This module's own throwaway server (it shadows the shared one): index builds, dumps and demo builds
+    here must not crowd other modules' pg_stat_statements top lists or settings."""
+    from tui.cluster import ClusterError, start_cluster
+
+    try:
+        c = start_cluster()
+    except ClusterError as e:
+        pytest.fail(str(e))
+    yield c
+    c.destroy()
+
+
 async def wait_until(fn, timeout=20.0, what="condition"):
     deadline = time.monotonic() + timeout
     while True:

@@ -25,6 +25,20 @@ DB = "fixes_ui"
 
 
 @pytest.fixture(scope="module")
+def cluster():
+    """This module's own throwaway server (it shadows the shared one): index builds, dumps and demo builds
+    here must not crowd other modules' pg_stat_statements top lists or settings."""
+    from tui.cluster import ClusterError, start_cluster
+
+    try:
+        c = start_cluster()
+    except ClusterError as e:
+        pytest.fail(str(e))
+    yield c
+    c.destroy()
+
+
+@pytest.fixture(scope="module")
 def ui_dsn(cluster):
     from tui.demo.data import build_demo_database
 
