@@ -392,3 +392,42 @@ def test_cli_fix_runs_and_verifies_the_item(cluster, ops_dsn, tmp_path):
     assert "verify indexes.image_mvp_events: pass" in r.stdout
     r = run_cli("fix", "indexes.image_mvp_events", "--yes", "--dsn", ops_dsn, "--state-dir", str(tmp_path))
     assert r.returncode == 0 and "Nothing to do." in r.stdout
+
+
+def _run_cli_on_a_tty(args, answer: str, timeout=120):
+    """The CLI with a pseudo-terminal as stdin (so it asks y/N), answering ``answer``."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "tui", *args], stdin=slave, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)
+        os.write(master, answer.encode() + b"\n")
+        out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, out, err
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+async def test_cli_asks_on_a_terminal_and_no_means_nothing_changes(ops_dsn, tmp_path):
+    args = ["fix", "indexes.trial_usages", "--dsn", ops_dsn, "--state-dir", str(tmp_path)]
+    before = await catalog(ops_dsn)
+    code, out, err = await asyncio.to_thread(_run_cli_on_a_tty, args, "n")
+    assert code == 2 and "Run this fix? [y/N]" in out and "not confirmed: nothing was changed" in out, (out, err)
+    assert await catalog(ops_dsn) == before
+    code, out, err = await asyncio.to_thread(_run_cli_on_a_tty, args, "y")
+    assert code == 0, (out, err)
+    assert "OK: created 2 index(es) on trial_usages" in out and "  … " in out  # progress lines while it runs
+    after = await catalog(ops_dsn)
+    assert {ix[2] for ix in after["indexes"]} - {ix[2] for ix in before["indexes"]} == {
+        "idx_trial_usages_user", "idx_trial_usages_session"}
+
+
+def test_too_little_disk_is_refused_before_starting(tmp_path):
+    from tui.fixes.base import need_disk
+
+    p = need_disk(tmp_path / "not-yet" / "dumps", 10**18, "dump of metaextract")
+    assert not p.ok and "refusing before starting" in p.detail and "free in" in p.detail
+    assert need_disk(tmp_path, 1, "dump").ok
