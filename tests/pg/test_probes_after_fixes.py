@@ -31,23 +31,42 @@ ANALYZE;
 """
 
 
+async def _quiet(conn) -> None:
+    """Keep this module's statements out of pg_stat_statements: other tests read its top lists."""
+    try:
+        await conn.execute("SET pg_stat_statements.track = 'none'")
+    except asyncpg.PostgresError:
+        pass
+
+
 @pytest.fixture(scope="module")
-def fixed_dsn(cluster):
+def fixed_dsn(cluster, demo_dsn):
+    """A copy of the demo database (CREATE DATABASE ... TEMPLATE, cheap and quiet), with the seed's fixes."""
     from tui.demo.data import build_demo_database
 
-    dsn = asyncio.run(build_demo_database(cluster.dsn("postgres"), "metaextract_fixed", replace=True))
-
-    async def apply():
+    async def setup() -> str:
+        admin = await asyncpg.connect(cluster.dsn("postgres"))
+        try:
+            await _quiet(admin)
+            await admin.execute("DROP DATABASE IF EXISTS metaextract_fixed")
+            try:
+                await admin.execute("CREATE DATABASE metaextract_fixed TEMPLATE metaextract")
+                dsn = cluster.dsn("metaextract_fixed")
+            except asyncpg.ObjectInUseError:  # someone is connected to the demo: build a fresh one
+                dsn = await build_demo_database(cluster.dsn("postgres"), "metaextract_fixed", replace=True)
+        finally:
+            await admin.close()
         conn = await asyncpg.connect(dsn)
         try:
+            await _quiet(conn)
             await conn.execute(SEED_FIXES)
             if cluster.pg_stat_statements:
                 await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         finally:
             await conn.close()
+        return dsn
 
-    asyncio.run(apply())
-    return dsn
+    return asyncio.run(setup())
 
 
 def test_seed_fix_sql_is_what_this_test_applies():
