@@ -13,7 +13,7 @@ from textual.widgets import ProgressBar, Static
 from tui.checklist.spec import load_checklist
 from tui.config import Config, Target
 from tui.model.fixes import Choice, FixResult, Plan, Precondition, Progress
-from tui.screens.fix_flow import FixController, FixFinished
+from tui.screens.fix_flow import FixCommands, FixController, FixFinished
 from widgets.fix_plan import FixChoiceScreen, FixPlanScreen
 from widgets.fix_progress import FixProgressPanel
 
@@ -306,3 +306,33 @@ def test_snapshot_progress(snap_compare):
 
 def test_snapshot_choice(snap_compare):
     assert snap_compare(ChoiceApp(), terminal_size=(120, 24))
+
+
+class PaletteApp(FlowApp):
+    COMMANDS = App.COMMANDS | {FixCommands}
+
+    def on_mount(self) -> None:
+        self.fixes.checklist = self.checklist
+
+
+async def test_command_palette_offers_fix_entries(tmp_path):
+    app = PaletteApp(make_config(tmp_path), "unused")
+    async with app.run_test() as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        for ch in "fix: create missing indexes on extraction":
+            await pilot.press(ch if ch != " " else "space")
+        await _until(pilot, lambda: _palette_has(app, "extraction_analytics"), "the palette entry")
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, FixPlanScreen), "the plan modal")
+        assert app.calls[0][:3] == ("plan", "create_index", "indexes.extraction_analytics")
+
+
+def _palette_has(app, text) -> bool:
+    from textual.command import CommandList
+
+    try:
+        lst = app.screen.query_one(CommandList)
+    except Exception:
+        return False
+    return any(text in str(opt.prompt) for opt in lst.options)

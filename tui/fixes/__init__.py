@@ -25,5 +25,13 @@ def describe(name: str, params: dict) -> str | None:
         return None
 
 
-__all__ = ["describe", "REGISTRY", "Fix", "FixCancelled", "FixContext", "FixError", "FixRefused", "get_fix_class",
+def label(name: str, params: dict) -> str | None:
+    """A menu line for a fix ("create missing indexes on extraction_analytics"); None when unknown."""
+    try:
+        return get_fix_class(name)(params).label()
+    except FixError:
+        return None
+
+
+__all__ = ["describe", "label", "REGISTRY", "Fix", "FixCancelled", "FixContext", "FixError", "FixRefused", "get_fix_class",
            "params_for_item", "plan_fix", "run_fix", "run_followup"]

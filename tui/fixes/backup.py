@@ -153,6 +153,9 @@ class BackupTest(Fix):
     def objects(self, ctx: FixContext) -> list[str]:
         return [f"backup_test {ctx.server.database}"]
 
+    def label(self) -> str:
+        return "run the backup and restore test"
+
     def describe(self) -> str | None:
         return ("pg_dump -Fc --snapshot=<exported>  (row counts taken in the same snapshot)\n"
                 f"CREATE DATABASE {SCRATCH_PREFIX}<unique>; pg_restore --no-owner --no-privileges into it\n"

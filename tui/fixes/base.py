@@ -243,6 +243,10 @@ class Fix:
     def validate_params(self) -> None:
         """Raise FixError on params the fix cannot use."""
 
+    def label(self) -> str:
+        """A short imperative line for menus: "create missing indexes on extraction_analytics"."""
+        return self.title[:1].lower() + self.title[1:]
+
     def describe(self) -> str | None:
         """The SQL/commands without a database (the checklist's details pane); the plan is exact."""
         return None

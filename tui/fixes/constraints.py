@@ -54,6 +54,9 @@ class AddCheckConstraint(Fix):
     def objects(self, ctx: FixContext) -> list[str]:
         return [f"table {self.schema}.{self.table}"]
 
+    def label(self) -> str:
+        return f"add CHECK ({self.expression}) on {self.table}"
+
     def describe(self) -> str | None:
         return f"{self.add_sql()};\n{self.validate_sql()};"
 

@@ -25,10 +25,23 @@ def _err(msg: str) -> None:
     print(f"pgpreflight: error: {msg}", file=sys.stderr)
 
 
-def find_item(item_id: str, checklist_ref: str | None):
-    """(checklist, item): the named checklist, else the first bundled one that has the item."""
-    refs = [checklist_ref] if checklist_ref else (["images-mvp"] if "images-mvp" in bundled_names() else []) + \
-        [n for n in bundled_names() if n != "images-mvp"]
+def find_item(item_id: str, checklist_ref: str | None, cfg: Config | None = None):
+    """(checklist, item): the named checklist; else this database's default checklist (config file),
+    then the bundled ones (images-mvp first), the first that has the item."""
+    if checklist_ref:
+        refs = [checklist_ref]
+    else:
+        refs = []
+        if cfg is not None:
+            try:
+                from tui.checklist.runner import default_checklist_name
+
+                refs.append(default_checklist_name(cfg))
+            except (ImportError, ChecklistError):
+                pass
+        for n in ["images-mvp", *bundled_names()]:
+            if n in bundled_names() and n not in refs:
+                refs.append(n)
     for ref in refs:
         cl = load_checklist(ref)
         try:
@@ -87,7 +100,7 @@ async def _reverify(cfg: Config, checklist: Checklist, item_id: str) -> str | No
 
 
 async def _main(cfg: Config, args) -> int:
-    checklist, item = find_item(args.item_id, cfg.checklist)
+    checklist, item = find_item(args.item_id, cfg.checklist, cfg)
     fix_name, params = params_for_item(item)
     if getattr(args, "undo", False):
         if fix_name != "slow_query_log":
@@ -140,8 +153,17 @@ async def _main(cfg: Config, args) -> int:
 
     def on_signal(signame: str) -> None:
         if not cancel.is_set():
-            print(f"pgpreflight: {signame}: cancelling the fix and cleaning up…", file=sys.stderr, flush=True)
+            print(f"pgpreflight: {signame}: cancelling the fix and cleaning up… (again: stop waiting for the "
+                  f"cleanup)", file=sys.stderr, flush=True)
             cancel.set()
+            return
+        # a second signal: give the default handlers back, so a third one interrupts for real
+        print("pgpreflight: still cleaning up; one more Ctrl+C abandons the cleanup (the result may then "
+              "leave things behind)", file=sys.stderr, flush=True)
+        for s in list(installed):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(s)
+            installed.remove(s)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

@@ -125,6 +125,9 @@ class CreateIndex(Fix):
     def objects(self, ctx: FixContext) -> list[str]:
         return [f"table {self.schema}.{self.table}"]
 
+    def label(self) -> str:
+        return f"create missing indexes on {self.table}"
+
     def describe(self) -> str | None:
         return "\n".join(w.create_sql(self.schema, self.table) + ";" for w in self.wanted) + \
             "\n-- only the missing ones, one at a time, lock_timeout 5 s"

@@ -187,6 +187,9 @@ class SlowQueryLog(Fix):
     def objects(self, ctx: FixContext) -> list[str]:
         return [f"setting {self.setting}"]
 
+    def label(self) -> str:
+        return f"log statements slower than {self.value_ms} ms"
+
     def describe(self) -> str | None:
         return f"ALTER SYSTEM SET {self.setting} = {int(self.value_ms)};\nSELECT pg_reload_conf();"
 

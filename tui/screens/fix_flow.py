@@ -23,12 +23,15 @@ the same for a footer or help line. The guards themselves live in tui.fixes (run
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any, Awaitable, Callable
 
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
 from textual.widget import Widget
 
 from tui.config import Config, TargetError
+from tui.fixes import label as fix_label
 from tui.fixes.base import FixError, FixRefused, get_fix_class, params_for_item, plan_fix, run_fix, run_followup
 from tui.model.fixes import FixResult, Plan
 from widgets.fix_plan import FixChoiceScreen, FixPlanScreen
@@ -69,6 +72,7 @@ class FixController:
         self.panel: FixProgressPanel | None = None
         self._cancel: asyncio.Event | None = None
         self.last_result: FixResult | None = None
+        self.checklist: Any = None  # set by the app: the command palette lists this checklist's fixes
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -189,3 +193,44 @@ class FixController:
         self.panel.show_running(title)
         self.panel.focus()
         return self.panel
+
+
+def palette_entries(checklist: Any) -> list[tuple[str, Any]]:
+    """("fix: create missing indexes on extraction_analytics", item) for every item of ``checklist`` with a fix."""
+    out = []
+    for item in checklist.items():
+        if item.fix is None:
+            continue
+        text = fix_label(item.fix.name, dict(item.fix.params)) or item.fix.name
+        out.append((f"fix: {text}", item))
+    return out
+
+
+class FixCommands(Provider):
+    """Command palette entries "fix: …" for the checklist's fixes. The app adds it to ``COMMANDS`` and keeps
+    a FixController at ``app.fixes`` with ``app.fixes.checklist`` set to the checklist it shows."""
+
+    def _entries(self):
+        controller = getattr(self.app, "fixes", None)
+        checklist = getattr(controller, "checklist", None)
+        if controller is None or checklist is None:
+            return None, []
+        return controller, palette_entries(checklist)
+
+    def _help(self, controller, item) -> str:
+        why = controller.disabled_reason
+        return f"{item.id}: {item.title}" + (f" ({why})" if why else "")
+
+    async def discover(self) -> Hits:
+        controller, entries = self._entries()
+        for text, item in entries:
+            yield DiscoveryHit(text, partial(controller.request_fix, item), help=self._help(controller, item))
+
+    async def search(self, query: str) -> Hits:
+        controller, entries = self._entries()
+        matcher = self.matcher(query)
+        for text, item in entries:
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), partial(controller.request_fix, item),
+                          help=self._help(controller, item))
