@@ -59,6 +59,7 @@ class ChecklistTree(Tree[str]):
         Binding("n", "note", "Note", id="checklist.note"),
         Binding("enter", "details", "Details", id="checklist.details"),
         Binding("f", "fix", "Fix", id="checklist.fix"),
+        Binding("f", "fix_refused", "Fix: off (read-only)", id="checklist.fix.refused"),
         Binding("v", "verify", "Verify now", id="checklist.verify"),
     ]
 
@@ -104,6 +105,7 @@ class ChecklistTree(Tree[str]):
         self.checklist_view: ChecklistView | None = None
         self._structure: list[tuple[str, tuple[str, ...]]] | None = None
         self._by_key: dict[str, TreeNode[str]] = {}
+        self.fix_disabled_reason: str | None = None  # e.g. "read-only: fixes are off"
 
     # -- drawing ---------------------------------------------------------------------------
     def show(self, view: ChecklistView) -> None:
@@ -183,10 +185,25 @@ class ChecklistTree(Tree[str]):
         if it is not None:
             self.post_message(self.DetailsRequested(it.id))
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """When fixes are off, `f` is the "Fix: off (read-only)" binding: the footer says why."""
+        if action == "fix":
+            return not self.fix_disabled_reason
+        if action == "fix_refused":
+            return bool(self.fix_disabled_reason)
+        return True
+
+    def action_fix_refused(self) -> None:
+        self.notify(self.fix_disabled_reason or "fixes are off", severity="warning", timeout=4)
+
     def action_fix(self) -> None:
         it = self.current_item
-        if it is not None:
-            self.post_message(self.FixRequested(it.id, it.fix_name))
+        if it is None:
+            return
+        if not it.fix_name:
+            self.notify(f"{it.id} has no automatic fix: a person acts, then ticks it or verifies again (v)", timeout=4)
+            return
+        self.post_message(self.FixRequested(it.id, it.fix_name))
 
     def action_verify(self) -> None:
         self.post_message(self.VerifyRequested())

@@ -53,8 +53,8 @@ def canned_results(overrides: dict | None = None) -> dict[str, ItemResult]:
     return out
 
 
-def make_config(state_dir: Path) -> Config:
-    return Config(target=Target(host="db.example", port=5432, user="oncall", database="metaextract",
+def make_config(state_dir: Path, read_only: bool = False) -> Config:
+    return Config(read_only=read_only, target=Target(host="db.example", port=5432, user="oncall", database="metaextract",
                                 password="hunter2-secret"),
                   state_dir=state_dir, checklist="images-mvp", app_root=state_dir)
 
@@ -62,15 +62,16 @@ def make_config(state_dir: Path) -> Config:
 class PaneApp(App):
     CSS = "Screen { layout: vertical; }"
 
-    def __init__(self, state_dir: Path, results=None, state=None) -> None:
+    def __init__(self, state_dir: Path, results=None, state=None, read_only: bool = False) -> None:
         super().__init__()
+        self.read_only = read_only
         self.state_dir = state_dir
         self.results = results or canned_results()
         self.state = state or ChecklistState(IDENTITY)
         self.fix_requests: list[tuple[str, str | None]] = []
 
     def compose(self) -> ComposeResult:
-        yield ChecklistPane(make_config(self.state_dir), canned=(self.results, self.state))
+        yield ChecklistPane(make_config(self.state_dir, self.read_only), canned=(self.results, self.state))
 
     def on_mount(self) -> None:
         self.query_one(ChecklistTree).focus()
@@ -231,3 +232,22 @@ def test_snapshot_details(snap_compare, tmp_path):
         await pilot.pause()
 
     assert snap_compare(PaneApp(tmp_path), terminal_size=(110, 40), run_before=open_details)
+
+
+async def test_f_on_an_item_without_a_fix_or_read_only_posts_nothing(state_dir):
+    app = PaneApp(state_dir)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await _goto(pilot, "pool.max")  # the fix is an edit of server/db.ts: no automatic fix
+        await pilot.press("f")
+        await pilot.pause()
+        assert app.fix_requests == []
+        assert any("no automatic fix" in n.message for n in app._notifications)
+    app = PaneApp(state_dir, read_only=True)
+    async with app.run_test(size=(120, 50)) as pilot:
+        tree = app.query_one(ChecklistTree)
+        assert tree.check_action("fix", ()) is False and tree.check_action("fix_refused", ()) is True
+        await _goto(pilot, "integrity.balance_check")
+        await pilot.press("f")
+        await pilot.pause()
+        assert app.fix_requests == []
+        assert any("--read-only" in n.message for n in app._notifications)

@@ -63,6 +63,10 @@ class ChecklistPane(Vertical):
         yield ChecklistTree(id="checklist-tree")
 
     def on_mount(self) -> None:
+        if self.config.read_only:
+            tree = self.query_one(ChecklistTree)
+            tree.fix_disabled_reason = "--read-only: fixes are off (checks still run)"
+            tree.refresh_bindings()
         if self.checklist is None:
             try:
                 self.checklist = checklist_for(self.config)
