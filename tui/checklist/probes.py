@@ -6,7 +6,36 @@ statement_timeout``, so a slow probe cannot stall the others and no probe can wr
 names a missing table fails with that reason; any other database error makes that item ``error`` and
 the rest still run. Identifiers from files or from the database are passed as parameters
 (``to_regclass(quote_ident($1))``) or quoted by :func:`qident`, never pasted into SQL. The only SQL
-text taken verbatim is the SQL written in the checklist file itself (``sql`` and ``explain`` probes).
+text taken verbatim is the SQL written in the checklist file itself (``sql`` and ``explain`` probes):
+a checklist file is trusted like code.
+
+Probe kinds and their parameters (every kind also takes ``on_fail = "warn"`` and ``timeout_ms``):
+
+- ``sql``: ``query``; ``expect = "empty"`` (rows are findings: fail listing the first column),
+  ``"nonempty"``, ``"status"`` (the row's ``status`` and ``detail`` columns), or ``op`` + ``value``
+  on the first column of the first row.
+- ``table_exists``: ``table`` or ``tables`` (``"schema.t"`` allowed, ``"a|b"`` for alternatives).
+- ``columns``: ``table`` + ``columns = {name = "type"}``, or ``tables = [{table, columns}]``; ``exact``.
+- ``index_exists``: ``table``, ``indexes = [{name, columns = ["col DESC", "lower(email)"], unique?,
+  using?, where?}]``: matched by columns, order and expressions, whatever the index is called.
+- ``constraint``: ``table`` + ``type`` (check | unique | not_null | foreign_key | primary_key) +
+  ``columns`` / ``expression`` / ``references``, or ``constraints = [...]`` of those.
+- ``extension``: ``name``; ``preload = true`` also wants it in shared_preload_libraries.
+- ``setting``: ``name``, ``op`` (==, !=, <, <=, >, >=, between, in, not in), ``value``; a pending
+  restart is a warning.
+- ``file_pattern``: ``file`` (under --app-root), ``pattern`` (first group is the value), ``op``,
+  ``value``, ``label``: "max: 10 in server/db.ts line 28, needs ≥ 20".
+- ``migrations``: ``dir`` (under --app-root), ``tracking_table`` + ``version_column``, ``expect_count``;
+  without a tracking table, the tables the files CREATE must exist.
+- ``explain``: ``queries = [{table, sql}]``: EXPLAIN (no ANALYZE) must show an index scan on ``table``.
+- ``backup_files``: ``dir``, ``pattern``, ``max_age_hours``: the newest file is young enough and
+  passes ``gzip -t`` (.gz) or has a pg_dump header (.dump).
+- ``last_run``: ``fix``, ``max_age_hours``, ``require = {figure = ">= 20"}``: reads the state's fix_runs.
+- ``log_scan``: ``patterns``, ``path`` (else the server's current log file); manual when unreadable.
+- ``connection_headroom``: ``warn_ratio``, ``fail_ratio``: peak use (kept in the state) against
+  max_connections less the reserved slots.
+- ``items``: ``refs``: the worst status of the items named (the success criteria).
+- ``manual``: a person confirms; a tick makes it pass.
 """
 from __future__ import annotations
 
