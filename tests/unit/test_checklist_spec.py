@@ -193,3 +193,36 @@ def test_default_checklist_per_database_from_the_config_file(tmp_path, monkeypat
     cfg_file.write_text("[checklist\n")
     with pytest.raises(ChecklistError, match="config file unreadable"):
         default_checklist_name(meta)
+
+
+def test_include_exclude_and_bad_includes(tmp_path):
+    base = tmp_path / "base.toml"
+    base.write_text(GOOD)
+    mine = tmp_path / "mine.toml"
+    mine.write_text('name = "mine"\ninclude = [{ checklist = "base.toml", exclude = ["s.two", "s.nope"] }, "general"]\n'
+                    '[[section]]\nid = "m"\ntitle = "M"\n[[section.item]]\nid = "m.a"\ntitle = "A"\nmanual = true\n')
+    c = load_checklist(str(mine))
+    ids = c.item_ids()
+    assert ids[:2] == ["m.a", "s.one"] and "s.two" not in ids and "health.xid_age" in ids
+    assert any("exclude 's.nope' names no item" in w for w in c.warnings)
+    mine.write_text('name = "mine"\ninclude = ["nowhere.toml"]\n')
+    with pytest.raises(ChecklistError, match="include 'nowhere.toml': no bundled checklist or file"):
+        load_checklist(str(mine))
+    mine.write_text('name = "mine"\ninclude = ["mine.toml"]\n')
+    with pytest.raises(ChecklistError, match="circular"):
+        load_checklist(str(mine))
+    mine.write_text('name = "mine"\ninclude = ["base.toml"]\n[[section]]\nid = "x"\ntitle = "X"\n'
+                    '[[section.item]]\nid = "s.one"\ntitle = "dup"\nmanual = true\n')
+    with pytest.raises(ChecklistError, match="duplicate item id 's.one'"):
+        load_checklist(str(mine))
+
+
+def test_items_refs_must_exist_and_operators_are_checked():
+    bad = GOOD + '\n[[section.item]]\nid = "s.all"\ntitle = "All"\n[section.item.probe]\nkind = "items"\nrefs = ["s.ghost"]\n'
+    with pytest.raises(ChecklistError, match="refs names unknown item 's.ghost'"):
+        parse_checklist(bad, "r.toml")
+    bad = GOOD.replace('kind = "table_exists"\ntable = "users"',
+                       'kind = "setting"\nname = "max_connections"\nop = "=>"\nvalue = 20')
+    with pytest.raises(ChecklistError) as ei:
+        parse_checklist(bad, "o.toml")
+    assert ei.value.line == 15 and "operator '=>'" in str(ei.value)
