@@ -431,3 +431,57 @@ def test_too_little_disk_is_refused_before_starting(tmp_path):
     p = need_disk(tmp_path / "not-yet" / "dumps", 10**18, "dump of metaextract")
     assert not p.ok and "refusing before starting" in p.detail and "free in" in p.detail
     assert need_disk(tmp_path, 1, "dump").ok
+
+
+@pytest.fixture(scope="module")
+def standby(own_cluster):
+    """A hot standby of own_cluster (pg_basebackup -R), on a port and socket directory of its own."""
+    import shutil
+    import tempfile
+
+    from tui.cluster import Cluster, free_port
+
+    base = Path(tempfile.mkdtemp(prefix="pgpreflight-standby-"))
+    os.chmod(base, 0o755)
+    sb = Cluster(bindir=own_cluster.bindir, base=base, port=free_port(), password=own_cluster.password,
+                 as_user=own_cluster.as_user)
+    if sb.as_user:
+        shutil.chown(base, user=sb.as_user)
+    res = sb.run([str(own_cluster.bindir / "pg_basebackup"), "-D", str(sb.datadir), "-R", "-X", "stream",
+                  "-h", str(own_cluster.socket_dir), "-p", str(own_cluster.port), "-U", "postgres"], timeout=120)
+    assert res.returncode == 0, res.stderr
+    with open(sb.datadir / "postgresql.auto.conf", "a") as fh:
+        fh.write(f"port = {sb.port}\nunix_socket_directories = '{base}'\n")
+    (sb.datadir / "postmaster.pid").unlink(missing_ok=True)
+    sb.start()
+    yield sb
+    sb.destroy()
+
+
+async def test_writes_on_a_standby_say_they_need_a_primary(standby, own_cluster, state_dir):
+    cfg = cfg_for(standby.dsn("postgres"), state_dir)
+    p = await asyncpg.connect(own_cluster.dsn("postgres"))
+    try:
+        await p.execute("DROP TABLE IF EXISTS sb_t; CREATE TABLE sb_t AS SELECT g FROM generate_series(1, 1000) g")
+    finally:
+        await p.close()
+    c = await asyncpg.connect(standby.dsn("postgres"))
+    try:
+        assert await c.fetchval("SELECT pg_is_in_recovery()")
+        await wait_until(lambda: c.fetchval("SELECT to_regclass('sb_t') IS NOT NULL"), what="replication of sb_t")
+    finally:
+        await c.close()
+    plan = await plan_fix(cfg, "slow_query_log", {"value_ms": 1000})
+    assert any(p.name == "a primary" and "standby" in p.detail for p in plan.blockers)
+    with pytest.raises(FixRefused, match="needs a primary"):
+        await run_fix(cfg, "slow_query_log", {"value_ms": 1000}, confirmations=1)
+    plan = await plan_fix(cfg, "backup_test", {})
+    assert any("standby" in p.detail and "--restore-dsn" in p.detail for p in plan.blockers)
+    # dumping from the standby and restoring onto the primary is fine
+    plan = await plan_fix(cfg, "backup_test", {}, options={"restore_dsn": own_cluster.dsn("postgres")})
+    assert not plan.blocked, plan.blockers
+    res = await run_fix(cfg, "backup_test", {}, confirmations=1, options={"restore_dsn": own_cluster.dsn("postgres"),
+                                                                          "backup_dir": str(state_dir / "b")})
+    assert res.ok, res.text()
+    assert res.figures["rows"] >= 1000 and res.figures["mismatches"] == 0
+    assert await scratch_databases(own_cluster.dsn("postgres")) == []
