@@ -78,6 +78,8 @@ class ConnectionsPane(Vertical):
         self.history: deque[int] = deque(maxlen=300)
         self.max_connections: int | None = None
         self.visible_sessions: list[Session] = []
+        self._summary_sig: tuple | None = None
+        self._chains_sig: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for the first poll…", id="conn-summary")
@@ -101,8 +103,7 @@ class ConnectionsPane(Vertical):
         self.max_connections = snap.max_connections
         live = {s.pid for s in snap.sessions}
         self.tagged &= live
-        self._draw_summary()
-        self._draw_table()
+        self._draw_table()  # draws the summary too
         self._draw_chains()
 
     # -- drawing -------------------------------------------------------------------
@@ -127,7 +128,10 @@ class ConnectionsPane(Vertical):
         more = f", {s.sessions_omitted} not listed" if s.sessions_omitted else ""
         tags = f", {len(self.tagged)} tagged" if self.tagged else ""
         t.append(f"\nshowing {shown} {mode} sessions, by {self.sort}{extra}{more}{tags}", style="dim")
-        self.query_one("#conn-summary", Static).update(t)
+        sig = (t.plain, tuple((x.start, x.end, str(x.style)) for x in t.spans))
+        if sig != self._summary_sig:  # unchanged text: no repaint at all
+            self._summary_sig = sig
+            self.query_one("#conn-summary", Static).update(t, layout=False)  # fixed height: no relayout
 
     def _filtered(self) -> list[Session]:
         s = self.snapshot
@@ -183,8 +187,9 @@ class ConnectionsPane(Vertical):
         blockers = {b for x in s.sessions for b in x.blocked_by}
         self.visible_sessions = self._filtered()
         table = self.query_one("#sessions", DataTable)
-        sync_rows(table, [(str(x.pid), self._cells(x, blockers)) for x in self.visible_sessions])
-        self._draw_summary()
+        with self.app.batch_update():
+            sync_rows(table, [(str(x.pid), self._cells(x, blockers)) for x in self.visible_sessions])
+            self._draw_summary()
 
     def _draw_chains(self) -> None:
         s = self.snapshot
@@ -193,7 +198,9 @@ class ConnectionsPane(Vertical):
             return
         chains = s.blocking_chains()
         if not chains:
-            box.update(Text("no blocking chains", style="dim"))
+            if self._chains_sig != "":
+                self._chains_sig = ""
+                box.update(Text("no blocking chains", style="dim"))
             return
         by_pid = {x.pid: x for x in s.sessions}
         t = Text(no_wrap=True, overflow="ellipsis")
@@ -207,7 +214,9 @@ class ConnectionsPane(Vertical):
             else:
                 t.append(" (not listed)")
             t.append("\n")
-        box.update(t)
+        if t.plain != self._chains_sig:
+            self._chains_sig = t.plain
+            box.update(t)
 
     # -- selection -----------------------------------------------------------------
     def selected(self) -> tuple[Session, ...]:

@@ -55,4 +55,4 @@ class HostPane(Static):
             out.append(f"{'':<17}{d.path}\n", style="dim")
         for n in h.notes:
             out.append(n + "\n", style="yellow")
-        self.update(out)
+        self.update(out, layout=False)  # the pane fills its tab: its size never depends on the text

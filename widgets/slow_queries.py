@@ -40,6 +40,7 @@ class SlowQueriesPane(Vertical):
         self.order = "mean"
         self._columns_for: str | None = None
         self.rows: list[Statement] = []
+        self._msg_plain: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for the first poll…", id="slow-message")
@@ -75,7 +76,9 @@ class SlowQueriesPane(Vertical):
             msg.append(snap.message or "")
             msg.append("\nshowing long-running statements from pg_stat_activity instead", style="dim")
             rows = list(snap.statements)
-        self.query_one("#slow-message", Static).update(msg)
+        if msg.plain != self._msg_plain:  # the message rarely changes: no relayout per poll
+            self._msg_plain = msg.plain
+            self.query_one("#slow-message", Static).update(msg)
         self.rows = rows
         table = self._ensure_columns(snap.source)
         if snap.source == "pg_stat_statements":
@@ -84,7 +87,8 @@ class SlowQueriesPane(Vertical):
             data = [(s.key, (str(s.pid), s.user or "", s.database or "", fmt.duration(s.age_s),
                              Text(s.query, style="italic dim" if s.query.startswith("<hidden") else "")))
                     for s in rows]
-        sync_rows(table, data)
+        with self.app.batch_update():
+            sync_rows(table, data)
 
     @staticmethod
     def _pgss_cells(s: Statement) -> tuple:

@@ -136,8 +136,10 @@ class PreflightApp(App):
         due = {"server": 0.0, "size": 0.0, "connections": 0.0, "slow": 0.0, "tables": 0.0, "host": 0.0}
         every = {"server": cfg.refresh, "connections": cfg.refresh, "slow": cfg.refresh,
                  "tables": cfg.tables_refresh, "host": cfg.refresh}
+        connected = False
         while True:
             if conn is None or conn.is_closed():
+                connected = False
                 self.post_message(ConnectionChanged(ConnectionState("connecting", last_ok_at=last_ok)))
                 try:
                     conn = await connect(cfg.target, timeout=cfg.connect_timeout, role="poll",
@@ -169,7 +171,9 @@ class PreflightApp(App):
                     last_ok = end
                     self.polls["server"] += 1
                     self.post_message(ServerPolled(info))
-                    self.post_message(ConnectionChanged(ConnectionState("connected", last_ok_at=last_ok)))
+                    if not connected:  # say it once, not every poll (each says costs a header redraw)
+                        connected = True
+                        self.post_message(ConnectionChanged(ConnectionState("connected", last_ok_at=last_ok)))
                 pane = self.visible_pane()
                 if pane is not None and time.monotonic() >= due[pane]:
                     await self._poll_pane(pane, conn)
@@ -184,6 +188,7 @@ class PreflightApp(App):
                 except Exception:
                     pass
                 conn = None
+                connected = False
                 self.post_message(ConnectionChanged(ConnectionState("disconnected", reason, backoff, last_ok)))
                 await self._sleep(backoff)
                 backoff = min(BACKOFF_CAP_S, backoff * 2)
