@@ -24,9 +24,7 @@ def progress_text(p: Progress) -> Text:
         parts.append(f"blocks {p.blocks_done or 0:,}/{p.blocks_total:,}")
     if p.tuples_total:
         parts.append(f"tuples {p.tuples_done or 0:,}/{p.tuples_total:,}")
-    detail = " · ".join(parts) if parts else p.detail
-    if parts and p.detail and "waiting" in p.detail:
-        detail = p.detail
+    detail = p.detail or " · ".join(parts)
     if detail:
         t.append("  " + detail, style="dim")
     return t

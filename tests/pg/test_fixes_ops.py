@@ -104,8 +104,15 @@ async def test_backup_round_trip_counts_match_and_scratch_is_dropped(cluster, op
     assert not plan.blocked, plan.blockers
     assert any("--snapshot=" in c for c in plan.commands)
     assert any(p.name == "disk space" and p.ok for p in plan.preconditions)
-    res = await run_fix(cfg, "backup_test", {}, item_id="backups.restore_tested", confirmations=1)
+    seen = []
+    res = await run_fix(cfg, "backup_test", {}, item_id="backups.restore_tested", confirmations=1,
+                        progress_cb=seen.append)
     assert res.ok, res.text()
+    # progress from pg_stat_progress_copy: rows of the dump's and the restore's COPYs, against the exact counts
+    for phase in ("pg_dump", "pg_restore"):
+        rows = [p for p in seen if p.phase == phase and p.tuples_done]
+        assert rows, f"no row progress for {phase}: {[p.line() for p in seen if p.phase == phase]}"
+        assert all(0 < p.fraction <= 0.99 and p.tuples_total == res.figures["rows"] for p in rows)
     f = res.figures
     assert f["tables"] == 7 and f["mismatches"] == 0 and f["rows"] == f["restored_rows"] > 300000
     assert f["dump_bytes"] > 1_000_000 and f["dump_s"] > 0 and f["restore_s"] > 0

@@ -463,11 +463,19 @@ async def run_fix(config: Config, fix_name: str, params: dict | None = None, *, 
                 try:
                     res = await fix.run(ctx, progress_cb, cancel_event)
                 except FixCancelled:
-                    res = FixResult(ok=False, cancelled=True, summary="cancelled: nothing was changed",
-                                    statements=tuple(ctx.statements))
-                except (TargetError, asyncpg.PostgresError, OSError) as e:
+                    res = FixResult(ok=False, cancelled=True, statements=tuple(ctx.statements),
+                                    summary="cancelled: " + ("nothing was changed" if not ctx.statements else
+                                                             f"after {len(ctx.statements)} statement(s), cleaned up"))
+                except (TargetError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as e:
                     msg = e.reason if isinstance(e, TargetError) else (str(e).splitlines()[0] if str(e) else type(e).__name__)
                     res = FixResult(ok=False, summary=f"failed: {msg}", statements=tuple(ctx.statements))
+                except asyncio.CancelledError:  # the task itself was cancelled (the app is closing): say so, re-raise
+                    _audit(config, ctx, fix, item_id, ctx.statements, "cancelled: the task was cancelled (app closing)")
+                    raise
+                except Exception as e:  # a bug in a fix: still one line in the audit log and the result
+                    msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                    res = FixResult(ok=False, summary=f"failed unexpectedly ({msg}); check what is left",
+                                    statements=tuple(ctx.statements))
             finally:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -221,7 +221,8 @@ class CreateIndex(Fix):
                 poller = asyncio.create_task(self._poll(ctx, poll, build.get_server_pid(), w.name, i, len(todo), blockers))
                 try:
                     await ctx.execute(build, sql)
-                except (asyncpg.PostgresError, FixCancelled) as e:
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, FixCancelled) as e:
+                    # (the build session may be gone: the control session still finds what it left)
                     return await self._after_failure(ctx, build, w, e, created, blockers)
                 finally:
                     poller.cancel()

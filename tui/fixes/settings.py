@@ -212,7 +212,7 @@ class SlowQueryLog(Fix):
             estimate="under 1 s",
             preconditions=tuple(pre),
             notes=(f"previous value: {prev['previous_ms']} ms (from {prev['previous_source']})",
-                   f"undo: pgpreflight fix <item> --undo (runs {undo}; SELECT pg_reload_conf())"),
+                   f"undo: pgpreflight fix {ctx.item_id or '<item>'} --undo (runs {undo}; SELECT pg_reload_conf())"),
             nothing_to_do=same and all(p.ok for p in pre),
         )
 
