@@ -42,6 +42,7 @@ class FixProgressPanel(Vertical, can_focus=True):
     FixProgressPanel.-done { border: round $success; }
     FixProgressPanel.-failed { border: round $error; }
     FixProgressPanel ProgressBar { width: 1fr; }
+    FixProgressPanel ProgressBar Bar { width: 1fr; }
     FixProgressPanel #fix-progress-title, FixProgressPanel #fix-progress-phase,
     FixProgressPanel #fix-progress-hint { height: auto; }
     """
