@@ -242,6 +242,11 @@ async def test_connection_test_reports_figures_and_leaves_no_connection(cluster,
     assert f["successes"] == 20 and f["failures"] == 0 and f["peak_open"] == 20
     assert 0 < f["p50_ms"] <= f["p95_ms"] <= f["max_ms"]
     assert f["max_connections"] == 100 and f["headroom_before"] <= 97
+    # the checklist's last_run probe reads the recorded figures (it requires 20 connections, 0 failures)
+    from tui.checklist.runner import check_database
+
+    check = await check_database(cfg, load_checklist("images-mvp"), only=["pool.concurrency"])
+    assert check.results["pool.concurrency"].status == "pass", check.results["pool.concurrency"].detail
     watch = await asyncpg.connect(cluster.dsn("postgres"))
     try:
         await wait_until(lambda: watch.fetchval(
