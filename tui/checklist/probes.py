@@ -58,6 +58,7 @@ import asyncpg
 from tui.checklist.spec import Checklist, Item
 from tui.checklist.state import ChecklistState, parse_iso
 from tui.model.checklist import ERROR, FAIL, MANUAL, PASS, WARN, ItemResult
+from tui.model.format import clean_text
 
 OP_SYMBOL = {"==": "=", "!=": "≠", "<": "<", "<=": "≤", ">": ">", ">=": "≥"}
 NO_DB_KINDS = {"file_pattern", "backup_files", "last_run", "manual", "items"}
@@ -139,7 +140,8 @@ def _short(items: Iterable[str], limit: int = 5) -> str:
 
 
 def _one_line(text: str, width: int = 160) -> str:
-    t = " ".join(str(text).split())
+    """Evidence is one line, safe for a terminal: names from the database may carry escapes."""
+    t = " ".join(clean_text(str(text), max(width * 4, 1000)).split())
     return t if len(t) <= width else t[: width - 1] + "…"
 
 
@@ -471,6 +473,10 @@ async def probe_extension(conn, item: Item, ctx: ProbeContext):
         "(SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries') AS preload, "
         "(SELECT pending_restart FROM pg_settings WHERE name = 'shared_preload_libraries') AS pending", name)
     installed, preload_needed = row["installed"], bool(p.get("preload"))
+    if preload_needed and row["preload"] is None:  # pg_settings hides it from roles without the privilege
+        role = await conn.fetchval("SELECT quote_ident(current_user)")
+        return ERROR, (f"cannot see shared_preload_libraries: GRANT pg_read_all_settings TO {role} "
+                       f"(or pg_monitor); {name} is {'installed' if installed else 'not created'} in {row['db']}")
     preloaded = name in _libraries(row["preload"])
     if not installed and not row["available"]:
         return _fail(item, f"{name} is not available on the server (its contrib package is not installed)")
@@ -825,7 +831,11 @@ _HEADROOM_SQL = """
 SELECT current_setting('max_connections')::int AS max_connections,
        current_setting('superuser_reserved_connections')::int AS superuser_reserved,
        coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved,
-       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS used"""
+       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'
+           -- other roles' sessions have no visible backend_type without pg_read_all_stats: count them too
+           OR (backend_type IS NULL AND datid IS NOT NULL))::int AS used,
+       (SELECT count(*) FROM pg_stat_activity WHERE backend_type IS NULL AND datid IS NOT NULL)::int AS unclassified,
+       quote_ident(current_user) AS role"""
 
 
 async def probe_connection_headroom(conn, item: Item, ctx: ProbeContext):
@@ -845,6 +855,9 @@ async def probe_connection_headroom(conn, item: Item, ctx: ProbeContext):
               f"{reserved} reserved), {used} in use now, {usable - peak} free at peak")
     if since and peak > used:
         detail += f"; peak seen at {since}"
+    if r["unclassified"]:
+        detail += (f"; {r['unclassified']} session(s) of other roles counted as clients, their kind hidden "
+                   f"(GRANT pg_read_all_stats TO {r['role']})")
     if ratio >= float(p.get("fail_ratio", 0.9)):
         return _fail(item, detail)
     if ratio >= float(p.get("warn_ratio", 0.75)):

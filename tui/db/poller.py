@@ -18,6 +18,8 @@ from tui.model.snapshot import (
 VERSION_SQL = "-- pgpreflight\nSELECT current_setting('server_version_num')::int"
 ROLE_SQL = "-- pgpreflight\nSELECT current_user"
 MAX_CONN_SQL = "-- pgpreflight\nSELECT current_setting('max_connections')::int"
+HIDDEN_SESSIONS_SQL = ("-- pgpreflight\nSELECT count(*)::int FROM pg_stat_activity "
+                       "WHERE query = '<insufficient privilege>' AND datid IS NOT NULL")
 PRELOADED_SQL = ("-- pgpreflight\nSELECT 'pg_stat_statements' = ANY (string_to_array(replace("
                  "current_setting('shared_preload_libraries'), ' ', ''), ','))")
 
@@ -139,7 +141,7 @@ def build_connections(counts, rows, max_connections: int, include_idle: bool, ro
             total = r["n"]
             continue
         key = flags[0]
-        label = r[key] or ("(none)" if key != "state" else "(hidden)")
+        label = clean_text(r[key], 200) or ("(none)" if key != "state" else "(hidden)")
         by[key].append((label, r["n"]))
     for k in by:
         by[k].sort(key=lambda kv: (-kv[1], kv[0]))
@@ -150,7 +152,7 @@ def build_connections(counts, rows, max_connections: int, include_idle: bool, ro
         q = r["query"]
         hidden = q == "<insufficient privilege>"
         sessions.append(Session(
-            pid=r["pid"], database=r["database"], user=r["user"],
+            pid=r["pid"], database=clean_text(r["database"], 200) or None, user=clean_text(r["user"], 200) or None,
             application_name=clean_text(r["application_name"] if "application_name" in r.keys() else r["application"], 200),
             client_addr=r["client_addr"], state=r["state"], wait_event_type=r["wait_event_type"],
             wait_event=r["wait_event"], blocked_by=tuple(r["blocked_by"] or ()), xact_age_s=r["xact_age_s"],
@@ -191,6 +193,10 @@ class SlowQueriesPoller:
             preloaded = None
         if preloaded:
             return "pg_stat_statements is loaded but not created in this database: run CREATE EXTENSION pg_stat_statements"
+        if preloaded is None:  # shared_preload_libraries is hidden from this role: do not guess
+            role = quote_ident_py(self.role or "current_user")
+            return ("pg_stat_statements is not created in this database (whether it is preloaded is hidden: "
+                    f"GRANT pg_read_all_settings TO {role})")
         return f"pg_stat_statements is not installed: {PGSS_FIX}"
 
     async def poll(self, conn: asyncpg.Connection) -> SlowQueriesSnapshot:
@@ -219,6 +225,12 @@ class SlowQueriesPoller:
             else:
                 return self._from_pgss(rows)
         rows = await conn.fetch(sql.get("long_running", self.version_num))
+        if not rows:  # other roles' statements have no visible state without pg_read_all_stats: say so
+            hidden = await conn.fetchval(HIDDEN_SESSIONS_SQL)
+            if hidden:
+                role = quote_ident_py(self.role or "current_user")
+                message = (f"{message}; " if message else "") + (
+                    f"{hidden} session(s) of other roles hidden (GRANT pg_read_all_stats TO {role})")
         stmts = []
         for r in rows:
             q = r["query"]
@@ -309,7 +321,7 @@ class TablesPoller:
             if not r["locked"]:
                 seen[key] = (now, total)
             tables.append(TableStat(
-                schema=r["schema"], name=r["name"], qualified_name=r["qualified_name"], total_bytes=total,
+                schema=r["schema"], name=r["name"], qualified_name=clean_text(r["qualified_name"], 400), total_bytes=total,
                 table_bytes=_int(r["table_bytes"]), index_bytes=_int(r["index_bytes"]),
                 toast_bytes=_int(r["toast_bytes"]), locked=bool(r["locked"]),
                 est_rows=r["est_rows"], seq_scan=r["seq_scan"], idx_scan=r["idx_scan"], dead_rows=r["dead_rows"],

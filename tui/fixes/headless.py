@@ -13,6 +13,8 @@ import signal
 import sys
 import time
 
+import asyncpg
+
 from tui.checklist.spec import Checklist, ChecklistError, bundled_names, load_checklist
 from tui.config import Config, TargetError, UsageError
 from tui.fixes.base import FixError, FixRefused, params_for_item, plan_fix, run_fix
@@ -196,3 +198,9 @@ def run_fix_command(cfg: Config, args) -> int:
         return EXIT_USAGE
     except (TargetError, UsageError):
         raise
+    except asyncpg.InsufficientPrivilegeError as e:  # e.g. planning reads a setting the role may not see
+        _err(f"insufficient privilege: {str(e).splitlines()[0]} (the fix did not run)")
+        return EXIT_USAGE
+    except asyncpg.PostgresError as e:
+        _err(f"the server refused: {str(e).splitlines()[0] if str(e) else type(e).__name__} (the fix did not run)")
+        return EXIT_USAGE

@@ -88,4 +88,5 @@ def render_text(snap: Snapshot, width: int = 120) -> str:
             out.append(f"  {n}")
     for n in snap.notices:
         out.append(f"notice: {n}")
-    return "\n".join(out) + "\n"
+    # names from the database (roles, tables, applications) may carry escapes: nothing raw reaches a terminal
+    return "\n".join(fmt.clean_text(line, 100_000) for line in out) + "\n"
