@@ -230,8 +230,10 @@ async def test_lock_timeout_names_the_holder_and_leaves_nothing(fixes_dsn, state
 
 async def test_bad_index_params_and_missing_table(fixes_dsn, state_dir):
     cfg = cfg_for(fixes_dsn, state_dir)
-    with pytest.raises(FixError, match="expressions are not supported"):
-        await plan_fix(cfg, "create_index", {"table": "other", "indexes": [{"name": "x", "columns": ["lower(v)"]}]})
+    with pytest.raises(FixError, match="single expression"):
+        await plan_fix(cfg, "create_index", {"table": "other", "indexes": [{"name": "x", "columns": ["id); DROP TABLE other; --"]}]})
+    with pytest.raises(FixError, match="not an access method"):
+        await plan_fix(cfg, "create_index", {"table": "other", "indexes": [{"columns": ["id"], "using": "btree; x"}]})
     plan = await plan_fix(cfg, "create_index", {"table": "no_such", "indexes": [{"name": "x", "columns": ["v"]}]})
     assert plan.blocked and "no table" in plan.blockers[0].detail
     with pytest.raises(FixRefused, match="no table"):
@@ -482,3 +484,50 @@ async def test_slow_build_on_a_big_table_shows_blocks_and_cancels_mid_scan(clust
         await admin.execute("DROP DATABASE IF EXISTS fixes_big WITH (FORCE)")
     finally:
         await admin.close()
+
+
+async def test_expression_partial_unique_index_matches_the_probe(fixes_dsn, state_dir):
+    """Keys that are expressions, a predicate, UNIQUE, DESC NULLS LAST and a schema-qualified table: built as the
+    checklist describes, and then the index_exists probe finds exactly that index."""
+    conn = await asyncpg.connect(fixes_dsn)
+    try:
+        await conn.execute('CREATE SCHEMA IF NOT EXISTS "Sales ü"')
+        await conn.execute('CREATE TABLE "Sales ü".people (id int, email text, created timestamptz)')
+        await conn.execute('INSERT INTO "Sales ü".people SELECT g, \'u\' || g || \'@x\', now() FROM generate_series(1, 1000) g')
+    finally:
+        await conn.close()
+    params = {"table": "Sales ü.people", "indexes": [
+        {"name": "ux_people_email", "columns": ["lower(email)"], "unique": True, "where": "id > 0"},
+        {"name": "ix_people_created", "columns": ["created DESC NULLS LAST", "id"]}]}
+    cfg = cfg_for(fixes_dsn, state_dir)
+    plan = await plan_fix(cfg, "create_index", params)
+    assert plan.statements == (
+        'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "ux_people_email" ON "Sales ü"."people" ((lower(email))) '
+        'WHERE (id > 0)',
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "ix_people_created" ON "Sales ü"."people" ("created" DESC NULLS LAST, '
+        '"id")')
+    res = await run_fix(cfg, "create_index", params, confirmations=1)
+    assert res.ok, res.text()
+    assert (await plan_fix(cfg, "create_index", params)).nothing_to_do
+    from tui.checklist.spec import parse_checklist
+    from tui.checklist.runner import check_database
+
+    cl = parse_checklist("""
+name = "t"
+[[section]]
+id = "s"
+title = "S"
+[[section.item]]
+id = "s.ix"
+title = "people indexes"
+fix = { name = "create_index" }
+[section.item.probe]
+kind = "index_exists"
+table = "Sales ü.people"
+indexes = [
+  { name = "ux_people_email", columns = ["lower(email)"], unique = true, where = "id > 0" },
+  { name = "ix_people_created", columns = ["created DESC NULLS LAST", "id"] },
+]
+""")
+    check = await check_database(cfg, cl, only=["s.ix"])
+    assert check.results["s.ix"].status == "pass", check.results["s.ix"].detail

@@ -16,14 +16,14 @@ from tui.model.fixes import Choice, FixResult, Plan, Precondition, Progress
 SAMPLE_ROWS = 5
 
 
-def _check_expression(expr) -> str:
-    """The CHECK expression comes from the checklist file (operator-authored SQL, not an identifier).
-    It must be one expression: no statement separators, no comments."""
+def _check_expression(expr, what: str = "add_check_constraint: expression") -> str:
+    """An expression from the checklist file (operator-authored SQL, not an identifier, so it cannot be
+    quoted): it must be one expression, with no statement separators and no comments."""
     if not isinstance(expr, str) or not expr.strip():
-        raise FixError("add_check_constraint needs params.expression, e.g. \"balance >= 0\"")
+        raise FixError(f"{what}: needs an expression, e.g. \"balance >= 0\"")
     e = expr.strip()
     if ";" in e or "--" in e or "/*" in e:
-        raise FixError(f"add_check_constraint: expression {e!r} must be a single expression (no ';' or comments)")
+        raise FixError(f"{what} {e!r} must be a single expression (no ';' or comments)")
     depth = 0
     for ch in re.sub(r"'(?:[^']|'')*'", "", e):
         depth += ch == "("
@@ -31,7 +31,7 @@ def _check_expression(expr) -> str:
         if depth < 0:
             break
     if depth != 0:
-        raise FixError(f"add_check_constraint: expression {e!r} has unbalanced parentheses")
+        raise FixError(f"{what} {e!r} has unbalanced parentheses")
     return e
 
 

@@ -11,64 +11,71 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from tui.checklist.probes import match_index, resolve_table, table_indexes
 from tui.fixes.base import (DEFAULT_LOCK_TIMEOUT_MS, Fix, FixCancelled, FixContext, FixError, human_bytes, human_seconds, need_primary,
                             need_table_owner, qualified, quote_ident, register)
+from tui.fixes.constraints import _check_expression
 from tui.model.fixes import Choice, FixResult, Plan, Progress
 
-_COL_RE = re.compile(
+_IDENT_COL_RE = re.compile(
     r"""^\s*(?P<col>[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")"""
     r"""(?:\s+(?P<dir>ASC|DESC))?(?:\s+NULLS\s+(?P<nulls>FIRST|LAST))?\s*$""", re.I)
+_EXPR_COL_RE = re.compile(r"^(?P<expr>.*?)(?:\s+(?P<dir>ASC|DESC))?(?:\s+NULLS\s+(?P<nulls>FIRST|LAST))?\s*$",
+                          re.I | re.S)
+_METHOD_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 SCAN_BYTES_PER_S = 80e6  # a rough build rate: two table scans and a sort per CONCURRENTLY build
 
 
-@dataclass(frozen=True)
-class IndexColumn:
-    name: str
-    desc: bool = False
-    nulls_first: bool | None = None  # None: the default (first for DESC, last for ASC)
+def _order_sql(direction: str | None, nulls: str | None) -> str:
+    out = " DESC" if (direction or "").upper() == "DESC" else ""
+    if nulls:
+        desc = bool(out)
+        first = nulls.upper() == "FIRST"
+        if first != desc:  # only when it differs from PostgreSQL's default for the direction
+            out += " NULLS FIRST" if first else " NULLS LAST"
+    return out
 
-    @property
-    def effective_nulls_first(self) -> bool:
-        return self.desc if self.nulls_first is None else self.nulls_first
 
-    def sql(self) -> str:
-        out = quote_ident(self.name)
-        if self.desc:
-            out += " DESC"
-        if self.nulls_first is not None and self.nulls_first != self.desc:
-            out += " NULLS FIRST" if self.nulls_first else " NULLS LAST"
-        return out
+def column_sql(text: str) -> str:
+    """One key of an index as SQL: a column name is quoted; an expression (operator-written SQL from the
+    checklist file, like a CHECK expression) must be a single expression and is parenthesised."""
+    m = _IDENT_COL_RE.match(str(text))
+    if m:
+        col = m.group("col")
+        if col.startswith('"'):
+            col = col[1:-1].replace('""', '"')
+        return quote_ident(col) + _order_sql(m.group("dir"), m.group("nulls"))
+    m = _EXPR_COL_RE.match(str(text))
+    expr = _check_expression(m.group("expr") if m else text, "create_index: index key")
+    return f"({expr})" + _order_sql(m.group("dir") if m else None, m.group("nulls") if m else None)
 
 
 @dataclass(frozen=True)
 class WantedIndex:
     name: str
-    columns: tuple[IndexColumn, ...]
+    spec: dict  # as the checklist says it: columns, and optional using, where, unique (the probe matches on it)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.spec["columns"])
 
     def create_sql(self, schema: str, table: str) -> str:
-        cols = ", ".join(c.sql() for c in self.columns)
-        return f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {quote_ident(self.name)} ON {qualified(schema, table)} ({cols})"
+        cols = ", ".join(column_sql(c) for c in self.columns)
+        unique = "UNIQUE " if self.spec.get("unique") else ""
+        using = self.spec.get("using")
+        using_sql = f" USING {quote_ident(using)}" if using and using != "btree" else ""
+        where = self.spec.get("where")
+        where_sql = f" WHERE ({_check_expression(where, 'create_index: where')})" if where else ""
+        return (f"CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {quote_ident(self.name)} ON "
+                f"{qualified(schema, table)}{using_sql} ({cols}){where_sql}")
 
 
-def parse_column(text: str) -> IndexColumn:
-    m = _COL_RE.match(str(text))
-    if not m:
-        raise FixError(f"index column {text!r}: expected a column name with optional ASC|DESC and NULLS FIRST|LAST "
-                       f"(expressions are not supported by the create_index fix)")
-    col = m.group("col")
-    if col.startswith('"'):
-        col = col[1:-1].replace('""', '"')
-    desc = (m.group("dir") or "").upper() == "DESC"
-    nulls = m.group("nulls")
-    return IndexColumn(col, desc, None if nulls is None else nulls.upper() == "FIRST")
-
-
-def parse_indexes(params: dict) -> tuple[str, str, tuple[WantedIndex, ...]]:
+def parse_indexes(params: dict) -> tuple[str | None, str, tuple[WantedIndex, ...]]:
     table = params.get("table")
     if not isinstance(table, str) or not table:
         raise FixError("create_index needs params.table")
-    schema = params.get("schema") or "public"
+    schema = params.get("schema") or None
     raw = params.get("indexes")
     if not isinstance(raw, list) or not raw:
         raise FixError("create_index needs params.indexes = [{ name = ..., columns = [...] }, ...]")
@@ -76,42 +83,19 @@ def parse_indexes(params: dict) -> tuple[str, str, tuple[WantedIndex, ...]]:
     for i, ix in enumerate(raw):
         if not isinstance(ix, dict) or not isinstance(ix.get("columns"), list) or not ix["columns"]:
             raise FixError(f"create_index: indexes[{i}] needs columns = [...]")
-        cols = tuple(parse_column(c) for c in ix["columns"])
+        using = ix.get("using")
+        if using is not None and not (isinstance(using, str) and _METHOD_RE.match(using)):
+            raise FixError(f"create_index: indexes[{i}].using {using!r} is not an access method name")
         name = ix.get("name")
         if not isinstance(name, str) or not name:
-            name = f"idx_{table}_" + "_".join(c.name for c in cols)
+            base = "_".join(re.sub(r"[^a-z0-9]+", "_", str(c).lower()).strip("_") for c in ix["columns"])
+            name = f"idx_{table.split('.')[-1]}_{base}"[:63]
         if len(name.encode()) > 63:
             raise FixError(f"create_index: index name {name!r} is longer than 63 bytes")
-        out.append(WantedIndex(name, cols))
+        w = WantedIndex(name, dict(ix))
+        w.create_sql("s", "t")  # validates every key and the predicate now (FixError, exit 2)
+        out.append(w)
     return schema, table, tuple(out)
-
-
-# every plain btree index of a table with its key columns and their options (valid or not)
-_EXISTING_SQL = """
-SELECT ic.relname AS name, x.indisvalid AS valid, x.indpred IS NOT NULL AS partial,
-       am.amname AS am,
-       array(SELECT CASE WHEN k.attnum = 0 THEN NULL ELSE a.attname END
-               FROM unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-               LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
-              WHERE k.ord <= x.indnkeyatts ORDER BY k.ord) AS cols,
-       x.indoption::int2[] AS opts
-  FROM pg_index x
-  JOIN pg_class ic ON ic.oid = x.indexrelid
-  JOIN pg_am am ON am.oid = ic.relam
- WHERE x.indrelid = $1
-"""
-
-
-def _matches(row, want: WantedIndex) -> bool:
-    if row["partial"] or row["am"] != "btree" or not row["valid"]:
-        return False
-    cols, opts = list(row["cols"]), list(row["opts"])
-    if len(cols) != len(want.columns) or any(c is None for c in cols):
-        return False
-    for name, opt, w in zip(cols, opts, want.columns):
-        if name != w.name or bool(opt & 1) != w.desc or bool(opt & 2) != w.effective_nulls_first:
-            return False
-    return True
 
 
 @register
@@ -120,7 +104,11 @@ class CreateIndex(Fix):
     title = "Create missing indexes"
 
     def validate_params(self) -> None:
-        self.schema, self.table, self.wanted = parse_indexes(self.params)
+        self.schema_param, self.table_param, self.wanted = parse_indexes(self.params)
+        # until resolved on the server: what the checklist says (the table may be "schema.table")
+        self.schema = self.schema_param or (self.table_param.split(".")[0] if "." in self.table_param else "public")
+        self.table = self.table_param.split(".")[-1] if "." in self.table_param and not self.schema_param \
+            else self.table_param
 
     def objects(self, ctx: FixContext) -> list[str]:
         return [f"table {self.schema}.{self.table}"]
@@ -133,36 +121,45 @@ class CreateIndex(Fix):
             "\n-- only the missing ones, one at a time, lock_timeout 5 s"
 
     async def _state(self, ctx: FixContext):
-        row = await ctx.fetchrow(
-            "SELECT c.oid, c.relpages::bigint * current_setting('block_size')::int AS bytes, "
-            "       greatest(c.reltuples, 0)::bigint AS tuples "
-            "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            " WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'm')", self.schema, self.table)
-        if row is None:
-            return None, [], None
-        existing = await ctx.fetch(_EXISTING_SQL, row["oid"])
-        return row, existing, None
+        """The table (resolved as the checklist probe resolves it) and its indexes, as the probe sees them."""
+        async with ctx._control_lock:
+            oid = await resolve_table(ctx.control, self.table_param, self.schema_param)
+            if oid is None:
+                return None, []
+            row = await ctx.control.fetchrow(
+                "SELECT c.oid, n.nspname AS schema, c.relname AS name, "
+                "       c.relpages::bigint * current_setting('block_size')::int AS bytes, "
+                "       greatest(c.reltuples, 0)::bigint AS tuples "
+                "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1", oid)
+            existing = await table_indexes(ctx.control, oid)
+        self.schema, self.table = row["schema"], row["name"]
+        return row, existing
 
     async def missing(self, ctx: FixContext):
-        """(table row, [(wanted, invalid same-name index or None)], problems)."""
-        row, existing, _ = await self._state(ctx)
+        """(table row, [(wanted, name of an INVALID index to drop first or None)], problems).
+        An index counts as present exactly when the checklist's index_exists probe would find it."""
+        row, existing = await self._state(ctx)
         if row is None:
             return None, [], []
         todo, problems = [], []
         for w in self.wanted:
-            if any(_matches(e, w) for e in existing):
+            ix = match_index(w.spec, existing)
+            if ix is not None and ix["valid"]:
                 continue
-            same = [e for e in existing if e["name"] == w.name]
+            if ix is not None:  # the same definition, INVALID (a failed build): drop it, build again
+                todo.append((w, ix["name"]))
+                continue
             taken = await ctx.fetchval(
                 "SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 " WHERE n.nspname = $1 AND c.relname = $2", self.schema, w.name)
-            if same and not same[0]["valid"]:
-                todo.append((w, True))  # an INVALID leftover of that name: drop it first
+            same = next((e for e in existing if e["name"] == w.name), None)
+            if same is not None and not same["valid"]:
+                todo.append((w, w.name))  # an INVALID leftover of that name
             elif taken is not None:
-                problems.append(f"the name {qualified(self.schema, w.name)} is taken by another relation "
-                                f"that is not this index; rename it in the checklist")
+                problems.append(f"the name {qualified(self.schema, w.name)} is taken by a relation that is not "
+                                f"this index; rename it in the checklist or drop that relation")
             else:
-                todo.append((w, False))
+                todo.append((w, None))
         return row, todo, problems
 
     async def plan(self, ctx: FixContext) -> Plan:
@@ -178,7 +175,7 @@ class CreateIndex(Fix):
         stmts = []
         for w, invalid in todo:
             if invalid:
-                stmts.append(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(self.schema, w.name)}")
+                stmts.append(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(self.schema, invalid)}")
             stmts.append(w.create_sql(self.schema, self.table))
         n = len(todo)
         est = (row["bytes"] * 2 / SCAN_BYTES_PER_S + 0.2) * n if n else 0
@@ -215,7 +212,7 @@ class CreateIndex(Fix):
                                      left_behind=tuple(f"new index {c}" for c in created))
                 ctx.progress(Progress(f"{w.name}: starting", 0.0, step=i, steps=len(todo)))
                 if invalid:
-                    await ctx.execute(build, f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(self.schema, w.name)}")
+                    await ctx.execute(build, f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(self.schema, invalid)}")
                 sql = w.create_sql(self.schema, self.table)
                 blockers: dict[int, str] = {}
                 poller = asyncio.create_task(self._poll(ctx, poll, build.get_server_pid(), w.name, i, len(todo), blockers))
