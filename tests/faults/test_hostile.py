@@ -304,3 +304,95 @@ async def test_thousand_sessions(big_cluster, tmp_path):
               f"(process start included), {len(res.stdout)} bytes")
     finally:
         await asyncio.gather(*(c.close(timeout=5) for c in conns), return_exceptions=True)
+
+
+# ------------------------------------------------------------------------------------------ checklist files
+GOOD_HEAD = '''name = "typed"
+title = "Typed"
+
+[[section]]
+id = "s"
+title = "S"
+'''
+
+# (case id, the item's body, the key whose line the error must name, a word the problem must contain)
+WRONG_TYPES = [
+    ("severity-int", 'id = "s.a"\ntitle = "A"\nseverity = 3\nmanual = true\n', "severity", "string"),
+    ("title-array", 'id = "s.a"\ntitle = [1]\nmanual = true\n', "title", "string"),
+    ("kind-int", 'id = "s.a"\ntitle = "A"\n[section.item.probe]\nkind = 5\n', "kind", "string"),
+    ("table-bool", 'id = "s.a"\ntitle = "A"\n[section.item.probe]\nkind = "table_exists"\ntable = true\n',
+     "table", "string"),
+    ("tables-string", 'id = "s.a"\ntitle = "A"\n[section.item.probe]\nkind = "table_exists"\ntables = "orders"\n',
+     "tables", "array"),
+    ("timeout-string", 'id = "s.a"\ntitle = "A"\n[section.item.probe]\nkind = "sql"\nquery = "SELECT 1"\n'
+                       'timeout_ms = "soon"\n', "timeout_ms", "integer"),
+    ("index-columns-string", 'id = "s.a"\ntitle = "A"\n[section.item.probe]\nkind = "index_exists"\n'
+                             'table = "t"\nindexes = [{ columns = "id" }]\n', "indexes", "columns"),
+    ("manual-string", 'id = "s.a"\ntitle = "A"\nmanual = "yes"\n', "manual", "true or false"),
+]
+
+
+def _line_of(text: str, key: str, after: str = "[[section.item]]") -> int:
+    """The line of ``key =`` after the line ``after`` (the item), else anywhere."""
+    lines = text.splitlines()
+    start = next((n for n, line in enumerate(lines) if line.strip() == after), 0)
+    for n, line in enumerate(lines[start:], start + 1):
+        if line.lstrip().startswith(f"{key} ="):
+            return n
+    for n, line in enumerate(lines, 1):
+        if line.lstrip().startswith(f"{key} ="):
+            return n
+    raise AssertionError(key)
+
+
+@pytest.mark.parametrize("case, body, key, word", WRONG_TYPES, ids=[c[0] for c in WRONG_TYPES])
+@pytest.mark.parametrize("command", ["check", "report", "fix"])
+def test_checklist_with_wrong_types(cluster, tmp_path, case, body, key, word, command):
+    text = GOOD_HEAD + "\n[[section.item]]\n" + body
+    f = tmp_path / f"{case}.toml"
+    f.write_text(text, encoding="utf-8")
+    args = ["fix", "s.a", "--dry-run"] if command == "fix" else [command]
+    res = run_cli(*args, "--checklist", str(f), "--dsn", cluster.dsn("postgres"), "--state-dir", str(tmp_path / "st"))
+    err = res.stderr.decode()
+    assert res.returncode == 2, (res.returncode, err, res.stdout)
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"pgpreflight: error: {f}:{_line_of(text, key)}: "), (lines[0], _line_of(text, key))
+    assert key in lines[0] and word in lines[0], lines[0]
+    assert res.stdout == b""
+
+
+def test_checklist_with_unknown_keys_warns_and_runs(cluster, tmp_path):
+    text = GOOD_HEAD.replace('title = "Typed"', 'title = "Typed"\nowner = "ops"') + '''
+[[section.item]]
+id = "s.a"
+title = "A"
+colour = "red"
+fix = { name = "slow_query_log", params = { value_ms = 1000 }, when = "now" }
+[section.item.probe]
+kind = "setting"
+name = "log_min_duration_statement"
+op = "between"
+value = [0, 1000]
+tabel = "typo"
+'''
+    f = tmp_path / "unknown.toml"
+    f.write_text(text, encoding="utf-8")
+    common = ["--checklist", str(f), "--dsn", cluster.dsn("postgres"), "--state-dir", str(tmp_path / "st")]
+    for args in (["check", "--format", "json"], ["report"], ["fix", "s.a", "--dry-run"]):
+        res = run_cli(*args, *common)
+        err = res.stderr.decode()
+        assert res.returncode in (0, 1), (args, err)
+        assert "Traceback" not in err
+        warnings = [ln for ln in err.splitlines() if ln.startswith("pgpreflight: warning:")]
+        for key in ("owner", "colour", "when", "tabel"):
+            hit = [w for w in warnings if repr(key) in w]
+            assert hit, (args, key, err)
+            assert f"{f}:{_line_of(text, key) if key != 'when' else _line_of(text, 'fix')}:" in hit[0], hit[0]
+        if args[0] == "check":
+            assert json.loads(res.stdout)["items"][0]["id"] == "s.a"
+        elif args[0] == "report":
+            assert "s.a" in res.stdout.decode()
+        else:
+            assert "dry run: nothing was changed" in res.stdout.decode()

@@ -241,6 +241,10 @@ def parse_checklist(text: str, file: str = "<checklist>", *, base_dir: Path | No
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise ChecklistError(file, lines.find(r"^\s*name\s*=") or 1, "missing field 'name' (the checklist's name)")
+    for key in ("title", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise ChecklistError(file, lines.find(r"^\s*" + key + r"\s*=") or 1,
+                                 f"{key} must be a string, not {toml_type(data[key])} ({data[key]!r:.40})")
     title = data.get("title") or name
     raw_sections = data.get("section", [])
     if not isinstance(raw_sections, list) or not all(isinstance(s, dict) for s in raw_sections):
@@ -255,6 +259,10 @@ def parse_checklist(text: str, file: str = "<checklist>", *, base_dir: Path | No
             if k not in SECTION_KEYS:
                 warn(lines.key_line(k, s_line), f"unknown key {k!r} in section ignored")
         sid = rs.get("id")
+        for key in ("id", "title", "why"):
+            if key in rs and not isinstance(rs[key], str):
+                raise ChecklistError(file, lines.key_line(key, s_line),
+                                     f"section {key} must be a string, not {toml_type(rs[key])} ({rs[key]!r:.40})")
         if not isinstance(sid, str) or not sid:
             raise ChecklistError(file, s_line, "missing field 'id' in [[section]]")
         stitle = rs.get("title")
@@ -283,7 +291,10 @@ def parse_checklist(text: str, file: str = "<checklist>", *, base_dir: Path | No
         if isinstance(inc, str):
             ref, exclude = inc, []
         elif isinstance(inc, dict) and isinstance(inc.get("checklist"), str):
-            ref, exclude = inc["checklist"], list(inc.get("exclude", []))
+            ref, exclude = inc["checklist"], inc.get("exclude", [])
+            if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
+                raise ChecklistError(file, inc_line, f"include {ref!r}: exclude must be an array of item ids, "
+                                                     f"not {toml_type(exclude)}")
         else:
             raise ChecklistError(file, inc_line, "include entries are names or { checklist = NAME, exclude = [...] }")
         if ref in _seen or ref == name:
@@ -329,11 +340,21 @@ def _parse_item(ri: Any, section: str, file: str, line: int | None, lines: _Line
     if not isinstance(ri, dict):
         raise ChecklistError(file, line, f"section {section!r}: an item must be a table")
     iid = ri.get("id")
+    if "id" in ri and not isinstance(iid, str):
+        raise ChecklistError(file, lines.key_line("id", line),
+                             f"an item of section {section!r}: id must be a string, not {toml_type(iid)}")
     if not isinstance(iid, str) or not iid:
         raise ChecklistError(file, line, f"missing field 'id' in an item of section {section!r}")
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*", iid):
         raise ChecklistError(file, line, f"item id {iid!r}: use letters, digits, '.', '_' and '-' only")
     title = ri.get("title")
+    for key in ("title", "why", "source", "severity"):
+        if key in ri and not isinstance(ri[key], str):
+            raise ChecklistError(file, lines.key_line(key, line),
+                                 f"item {iid!r}: {key} must be a string, not {toml_type(ri[key])} ({ri[key]!r:.40})")
+    if "manual" in ri and not isinstance(ri["manual"], bool):
+        raise ChecklistError(file, lines.key_line("manual", line),
+                             f"item {iid!r}: manual must be true or false, not {toml_type(ri['manual'])}")
     if not isinstance(title, str) or not title:
         raise ChecklistError(file, line, f"missing field 'title' in item {iid!r}")
     for k in ri:
@@ -384,6 +405,9 @@ def _paragraphs(text) -> str:
 
 def _parse_probe(raw: dict, iid: str, file: str, line: int | None, lines: _Lines, warn) -> Probe:
     kind = raw.get("kind")
+    if "kind" in raw and not isinstance(kind, str):
+        raise ChecklistError(file, lines.key_line("kind", line) if line else line,
+                             f"item {iid!r}: probe kind must be a string, not {toml_type(kind)} ({kind!r:.40})")
     if not isinstance(kind, str):
         raise ChecklistError(file, line, f"item {iid!r}: missing field 'kind' in probe")
     if kind not in PROBE_KINDS:
@@ -404,6 +428,9 @@ def _parse_probe(raw: dict, iid: str, file: str, line: int | None, lines: _Lines
         if k not in known:
             warn(lines.key_line(k, line), f"unknown key {k!r} in {kind} probe of item {iid!r} ignored")
             continue
+        problem = _param_problem(kind, k, v)
+        if problem:
+            raise ChecklistError(file, lines.key_line(k, line), f"item {iid!r}: {problem}")
         params[k] = v
     on_fail = params.get("on_fail", "fail")
     if on_fail not in ("fail", "warn"):
@@ -416,3 +443,98 @@ def _parse_probe(raw: dict, iid: str, file: str, line: int | None, lines: _Lines
 
 
 OPS = ("==", "!=", "<", "<=", ">", ">=", "between", "in", "not in")
+
+
+def toml_type(v: Any) -> str:
+    """The TOML name of a parsed value's type, for messages."""
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a float"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "an array"
+    if isinstance(v, dict):
+        return "a table"
+    return f"a {type(v).__name__}"
+
+
+_STR = "string"
+_STRS = "array of strings"
+_NUM = "number"
+_INT = "integer"
+_BOOL = "boolean"
+_TABLE = "table"
+_TABLES = "array of tables"
+
+# the expected shape of each probe parameter (by kind where the same name means different things)
+PARAM_TYPES: dict[str, str] = {
+    "query": _STR, "table": _STR, "schema": _STR, "name": _STR, "file": _STR, "pattern": _STR, "label": _STR,
+    "unit": _STR, "dir": _STR, "tracking_table": _STR, "version_column": _STR, "name_column": _STR, "fix": _STR,
+    "path": _STR, "hint": _STR, "type": _STR, "expression": _STR, "references": _STR, "expect": _STR,
+    "on_fail": _STR, "op": _STR,
+    "limit": _INT, "expect_count": _INT, "max_bytes": _INT, "timeout_ms": _INT,
+    "max_age_hours": _NUM, "warn_ratio": _NUM, "fail_ratio": _NUM, "window_hours": _NUM,
+    "preload": _BOOL, "exact": _BOOL,
+    "refs": _STRS, "patterns": _STRS, "tables": _STRS, "columns": _STRS,
+    "indexes": _TABLES, "queries": _TABLES, "constraints": _TABLES, "require": _TABLE,
+}
+PARAM_TYPES_BY_KIND: dict[tuple[str, str], str] = {
+    ("columns", "tables"): _TABLES, ("columns", "columns"): _TABLE,
+}
+# keys inside the tables of an array-of-tables parameter
+NESTED_TYPES: dict[str, dict[str, str]] = {
+    "indexes": {"name": _STR, "columns": _STRS, "unique": _BOOL, "using": _STR, "where": _STR},
+    "queries": {"table": _STR, "sql": _STR},
+    "tables": {"table": _STR, "columns": _TABLE, "exact": _BOOL},
+    "constraints": {"table": _STR, "type": _STR, "columns": _STRS, "expression": _STR, "references": _STR,
+                    "name": _STR},
+}
+NESTED_REQUIRED: dict[str, tuple[str, ...]] = {
+    "indexes": ("columns",), "queries": ("table", "sql"), "tables": ("table",), "constraints": ("table",),
+}
+
+
+def _type_ok(v: Any, want: str) -> bool:
+    if want == _STR:
+        return isinstance(v, str)
+    if want == _INT:
+        return isinstance(v, int) and not isinstance(v, bool)
+    if want == _NUM:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if want == _BOOL:
+        return isinstance(v, bool)
+    if want == _STRS:
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+    if want == _TABLE:
+        return isinstance(v, dict)
+    if want == _TABLES:
+        return isinstance(v, list) and all(isinstance(x, dict) for x in v)
+    return True
+
+
+def _param_problem(kind: str, key: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the ``key`` parameter of a ``kind`` probe, else None."""
+    want = PARAM_TYPES_BY_KIND.get((kind, key), PARAM_TYPES.get(key))
+    if want is None:
+        return None
+    if not _type_ok(value, want):
+        return f"{key} must be {'an' if want[0] in 'aeiou' else 'a'} {want}, not {toml_type(value)} ({value!r:.40})"
+    nested = NESTED_TYPES.get(key) if want == _TABLES else None
+    if nested:
+        for n, entry in enumerate(value, 1):
+            for req in NESTED_REQUIRED.get(key, ()):
+                if req not in entry:
+                    return f"{key}[{n}] is missing {req!r}"
+            for k, v in entry.items():
+                w = nested.get(k)
+                if w and not _type_ok(v, w):
+                    return f"{key}[{n}].{k} must be {'an' if w[0] in 'aeiou' else 'a'} {w}, not {toml_type(v)} ({v!r:.40})"
+    if kind == "columns" and key == "columns":
+        bad = [c for c, t in value.items() if not isinstance(t, str)]
+        if bad:
+            return f"columns.{bad[0]} must be a type name (a string), not {toml_type(value[bad[0]])}"
+    return None

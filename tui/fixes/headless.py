@@ -103,6 +103,8 @@ async def _reverify(cfg: Config, checklist: Checklist, item_id: str) -> str | No
 
 async def _main(cfg: Config, args) -> int:
     checklist, item = find_item(args.item_id, cfg.checklist, cfg)
+    for w in checklist.warnings:  # unknown keys: warned, and the fix still runs (as check and report do)
+        print(f"pgpreflight: warning: {w}", file=sys.stderr)
     fix_name, params = params_for_item(item)
     if getattr(args, "undo", False):
         if fix_name != "slow_query_log":
