@@ -387,3 +387,15 @@ def test_confirm_modal_snapshot(snap_compare):
         await pilot.press("down", "down", "down", "c")
         await pilot.pause()
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=settle)
+
+
+async def test_pane_ready_tells_when_a_pane_has_data():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert all(app.pane_ready(t) for t in ("tab-connections", "tab-slow", "tab-tables", "tab-host"))
+    cfg = Config(target=Target(host=NOWHERE, port=5432, user="app", database="images"))
+    empty = PreflightApp(cfg, poll=False)
+    async with empty.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert not empty.pane_ready("tab-connections") and not empty.pane_ready("tab-tables")

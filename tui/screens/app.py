@@ -110,6 +110,19 @@ class PreflightApp(App):
         tabs = self._main(TabbedContent)
         return PANE_OF_TAB.get(tabs.active) if tabs is not None else None
 
+    def pane_ready(self, tab_id: str) -> bool:
+        """True once the pane on ``tab_id`` shows data (screenshots and benchmarks wait on it)."""
+        pane = PANE_OF_TAB.get(tab_id)
+        if pane is None:
+            return True  # not one of the live panes: its owner decides
+        widget = self._main({"connections": ConnectionsPane, "slow": SlowQueriesPane,
+                             "tables": TableSizesPane, "host": HostPane}[pane])
+        if widget is None:
+            return False
+        if pane == "host" and not self.config.target.is_local:
+            return True
+        return widget.snapshot is not None
+
     def _focus_pane(self) -> None:
         if self.screen is not self.screen_stack[0]:
             return
