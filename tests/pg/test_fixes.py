@@ -531,3 +531,22 @@ indexes = [
 """)
     check = await check_database(cfg, cl, only=["s.ix"])
     assert check.results["s.ix"].status == "pass", check.results["s.ix"].detail
+
+
+async def test_check_already_there_under_another_name_is_found_like_the_probe_finds_it(fixes_dsn, state_dir):
+    conn = await asyncpg.connect(fixes_dsn)
+    try:
+        await conn.execute("CREATE TABLE wallets (id int, balance int)")
+        await conn.execute("INSERT INTO wallets SELECT g, g FROM generate_series(1, 100) g")
+        await conn.execute("ALTER TABLE wallets ADD CONSTRAINT legacy_positive CHECK ((balance >= 0)) NOT VALID")
+        cfg = cfg_for(fixes_dsn, state_dir)
+        params = {"table": "wallets", "name": "check_balance_nonnegative", "expression": "balance >= 0"}
+        plan = await plan_fix(cfg, "add_check_constraint", params)
+        assert plan.statements == ('ALTER TABLE "public"."wallets" VALIDATE CONSTRAINT "legacy_positive"',)
+        res = await run_fix(cfg, "add_check_constraint", params, confirmations=1)
+        assert res.ok, res.text()
+        assert await constraint_state(conn, "legacy_positive") is True
+        assert await conn.fetchval("SELECT count(*) FROM pg_constraint WHERE conrelid = 'wallets'::regclass") == 1
+        assert (await plan_fix(cfg, "add_check_constraint", params)).nothing_to_do
+    finally:
+        await conn.close()

@@ -9,6 +9,7 @@ import re
 
 import asyncpg
 
+from tui.checklist.probes import _norm_check, resolve_table
 from tui.fixes.base import (Fix, FixContext, FixError, human_bytes, human_seconds, need_primary, need_table_owner,
                             qualified, quote_ident, register)
 from tui.model.fixes import Choice, FixResult, Plan, Precondition, Progress
@@ -44,8 +45,9 @@ class AddCheckConstraint(Fix):
         p = self.params
         if not isinstance(p.get("table"), str) or not p["table"]:
             raise FixError("add_check_constraint needs params.table")
-        self.table = p["table"]
-        self.schema = p.get("schema") or "public"
+        self.table_param = p["table"]
+        self.schema = p.get("schema") or (p["table"].split(".")[0] if "." in p["table"] else "public")
+        self.table = p["table"].split(".")[-1] if "." in p["table"] and not p.get("schema") else p["table"]
         self.expression = _check_expression(p.get("expression"))
         self.cname = p.get("name") or f"{self.table}_check"
         if len(str(self.cname).encode()) > 63:
@@ -74,13 +76,28 @@ class AddCheckConstraint(Fix):
         return f"ALTER TABLE {self.rel} DROP CONSTRAINT IF EXISTS {quote_ident(self.cname)}"
 
     async def _existing(self, ctx: FixContext):
-        return await ctx.fetchrow(
-            "SELECT co.contype::text AS type, co.convalidated AS valid, pg_get_constraintdef(co.oid) AS def "
-            "  FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid "
-            "  JOIN pg_namespace n ON n.oid = c.relnamespace "
-            " WHERE n.nspname = $1 AND c.relname = $2 AND co.conname = $3", self.schema, self.table, self.cname)
+        """The CHECK the item asks for, as the checklist probe finds it: the same expression under any name
+        (then that name is used), else a constraint of the name asked for. None when there is neither."""
+        async with ctx._control_lock:
+            oid = await resolve_table(ctx.control, self.table_param, self.params.get("schema"))
+            if oid is None:
+                return None
+            names = await ctx.control.fetchrow(
+                "SELECT n.nspname AS schema, c.relname AS name FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1", oid)
+            self.schema, self.table = names["schema"], names["name"]
+            rows = await ctx.control.fetch(
+                "SELECT conname, contype::text AS type, convalidated AS valid, pg_get_constraintdef(oid) AS def "
+                "  FROM pg_constraint WHERE conrelid = $1 ORDER BY conname", oid)
+        want = _norm_check(self.expression)
+        for r in rows:
+            if r["type"] == "c" and _norm_check(r["def"]) == want:
+                self.cname = r["conname"]
+                return r
+        return next((r for r in rows if r["conname"] == self.cname), None)
 
     async def plan(self, ctx: FixContext) -> Plan:
+        ex = await self._existing(ctx)  # resolves the table as the probe does (schema, search_path)
         pre = [await need_primary(ctx), await need_table_owner(ctx, self.schema, self.table, "ALTER TABLE ADD CONSTRAINT")]
         if any(p.name == "table" for p in pre):
             return self.base_plan(ctx, preconditions=tuple(pre))
@@ -89,7 +106,6 @@ class AddCheckConstraint(Fix):
             "greatest(c.reltuples, 0)::bigint AS tuples FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
             self.schema, self.table)
-        ex = await self._existing(ctx)
         notes: list[str] = []
         stmts: list[str] = []
         if ex is not None and ex["type"] != "c":
