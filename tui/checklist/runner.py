@@ -96,9 +96,16 @@ async def check_connection(conn, config, checklist: Checklist, *, skip_kinds: It
     if save:
         warnings = list(state.warnings)
         peaks = dict(state.peaks)
-        state = await asyncio.to_thread(update_state, config.state_dir, identity,
-                                        lambda st: (st.set_results(results), st.merge_peaks(peaks)))
-        state.warnings = warnings + state.warnings
+        try:
+            state = await asyncio.to_thread(update_state, config.state_dir, identity,
+                                            lambda st: (st.set_results(results), st.merge_peaks(peaks)))
+        except OSError as e:  # the check stands; the file already there is left exactly as it was
+            state.set_results(results)
+            state.warnings = [w for w in warnings if not w.startswith("cannot read")] + [
+                f"cannot save checklist state in {config.state_dir}: {e.strerror or e}; this run's results "
+                f"were not recorded"]
+        else:
+            state.warnings = warnings + state.warnings
     return CheckRun(checklist, identity, config.target.display, results, state, time.time(), duration)
 
 

@@ -21,6 +21,7 @@ File shape (version 1)::
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import getpass
 import json
@@ -85,6 +86,7 @@ class ChecklistState:
     fix_runs: dict[str, dict] = field(default_factory=dict)
     peaks: dict[str, dict] = field(default_factory=dict)  # e.g. connections: {value, at}, seen by checks
     warnings: list[str] = field(default_factory=list)  # not saved: e.g. "corrupt file moved aside"
+    unsaveable: bool = False  # a corrupt file that could not be moved aside: never overwrite it
 
     # -- reading ----------------------------------------------------------------------------
     def tick(self, item_id: str) -> Tick | None:
@@ -168,14 +170,14 @@ def load_state(state_dir: Path | str, identity: DatabaseIdentity) -> ChecklistSt
     path = state_path(state_dir, identity)
     st = ChecklistState(identity)
     try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+        raw_bytes = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):  # none yet (a path that cannot exist: saving says so)
         return st
     except OSError as e:
         st.warnings.append(f"cannot read checklist state {path}: {e.strerror or e}")
         return st
     try:
-        data = json.loads(raw)
+        data = json.loads(raw_bytes.decode("utf-8"))  # UnicodeDecodeError is a ValueError: corrupt too
         if not isinstance(data, dict) or not isinstance(data.get("version"), int):
             raise ValueError("not a pgpreflight state file")
         if data["version"] > STATE_VERSION:
@@ -183,14 +185,26 @@ def load_state(state_dir: Path | str, identity: DatabaseIdentity) -> ChecklistSt
         for key in ("ticks", "notes", "results", "fix_runs", "peaks"):
             if not isinstance(data.get(key, {}), dict):
                 raise ValueError(f"'{key}' is not an object")
+            entry_type = list if key == "notes" else dict
+            for k, v in data.get(key, {}).items():
+                if not isinstance(v, entry_type):
+                    raise ValueError(f"'{key}.{k}' is not {'an array' if entry_type is list else 'an object'}")
     except ValueError as e:
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
         n = 1
         while aside.exists():
             aside = aside.with_name(f"{aside.name.split('~')[0]}~{n}")
             n += 1
-        os.replace(path, aside)
-        st.warnings.append(f"checklist state {path} was corrupt ({e}); moved aside to {aside.name}, starting empty")
+        try:
+            os.replace(path, aside)
+        except OSError as oe:  # cannot move it: leave it alone and work on an empty state in memory
+            st.warnings.append(f"checklist state {path} is corrupt ({reason}) and cannot be moved aside "
+                               f"({oe.strerror or oe}); starting empty")
+            st.unsaveable = True
+            return st
+        st.warnings.append(f"checklist state {path} was corrupt ({reason}); moved aside to {aside.name}, "
+                           f"starting empty")
         return st
     st.ticks = dict(data.get("ticks", {}))
     st.notes = dict(data.get("notes", {}))
@@ -246,6 +260,8 @@ def update_state(state_dir: Path | str, identity: DatabaseIdentity,
     with _locked(state_dir, identity):
         st = load_state(state_dir, identity)
         change(st)
+        if st.unsaveable:
+            raise OSError(errno.EIO, "the corrupt state file there could not be moved aside")
         save_state(state_dir, st)
     return st
 
