@@ -161,6 +161,11 @@ class FixController:
                 panel.show_result(FixResult(False, error))
                 self.app.notify(f"{fix_name}: {error}", severity="error", timeout=8)
                 return
+            except Exception as e:  # never take the monitor down with a fix
+                error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                panel.show_result(FixResult(False, f"failed unexpectedly: {error}; check the audit log"))
+                self.app.notify(f"{fix_name} failed unexpectedly: {error}", severity="error", timeout=10)
+                return
             finally:
                 self._cancel = None
             panel.show_result(result)
