@@ -4,7 +4,6 @@ terminate needs a second confirmation)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 import asyncpg
