@@ -256,7 +256,9 @@ class Fix:
         return [f"{self.name}"]
 
     async def check_preconditions(self, ctx: FixContext) -> list[Precondition]:
-        return []
+        """Privileges (named), server version, disk space, a primary: checked fresh, read-only. Each fix
+        computes them inside :meth:`plan` (they share its queries), so this is the plan's list."""
+        return list((await self.plan(ctx)).preconditions)
 
     async def plan(self, ctx: FixContext) -> Plan:
         raise NotImplementedError
