@@ -161,3 +161,26 @@ async def test_read_only_app_refuses_and_changes_nothing(ui_dsn, tmp_path):
                                 "AND indexname LIKE 'idx_%'") == 0
     finally:
         await c.close()
+
+
+async def test_quitting_mid_backup_leaves_no_scratch_database(cluster, ui_dsn, tmp_path):
+    from tui.fixes.backup import SCRATCH_PREFIX
+
+    cfg = Config(target=resolve_target(ui_dsn, env={}), state_dir=tmp_path, backup_dir=tmp_path / "b")
+    watch = await asyncpg.connect(cluster.dsn("postgres"))
+
+    async def scratch():
+        return await watch.fetchval("SELECT count(*) FROM pg_database WHERE datname LIKE $1", SCRATCH_PREFIX + "%")
+    app = MiniApp(cfg, "backups.restore_tested")
+    try:
+        async with app.run_test() as pilot:
+            await pilot.press("f")
+            await until(pilot, lambda: isinstance(app.screen, FixPlanScreen), "the plan")
+            await pilot.press("enter")
+            await until(pilot, scratch, "the scratch database")
+            assert await app.fixes.shutdown(timeout=30)  # what the app's quit action calls first
+            assert app.fixes.last_result.cancelled
+            await app.action_quit()
+        assert await scratch() == 0
+    finally:
+        await watch.close()

@@ -336,3 +336,24 @@ def _palette_has(app, text) -> bool:
     except Exception:
         return False
     return any(text in str(opt.prompt) for opt in lst.options)
+
+
+async def test_shutdown_cancels_a_running_fix_and_waits_for_it(tmp_path):
+    app = FlowApp(make_config(tmp_path), "indexes.extraction_analytics", wait_for_cancel=True)
+    async with app.run_test() as pilot:
+        await pilot.press("f")
+        await _until(pilot, lambda: isinstance(app.screen, FixPlanScreen), "the plan modal")
+        await pilot.press("enter")
+        await _until(pilot, lambda: app.progress_shown.is_set(), "progress")
+        assert await app.fixes.shutdown(timeout=10)
+        assert not app.fixes.running and app.fixes.last_result.cancelled
+        assert not app.fixes.request_fix("indexes.extraction_analytics", app.checklist)  # no new fix while quitting
+
+
+async def test_shutdown_while_the_plan_is_shown_aborts_it(tmp_path):
+    app = FlowApp(make_config(tmp_path), "indexes.extraction_analytics")
+    async with app.run_test() as pilot:
+        await pilot.press("f")
+        await _until(pilot, lambda: isinstance(app.screen, FixPlanScreen), "the plan modal")
+        assert await app.fixes.shutdown(timeout=10)
+        assert [c[0] for c in app.calls] == ["plan"] and app.fixes.last_result is None

@@ -73,6 +73,8 @@ class FixController:
         self._cancel: asyncio.Event | None = None
         self.last_result: FixResult | None = None
         self.checklist: Any = None  # set by the app: the command palette lists this checklist's fixes
+        self._worker = None
+        self._shutting_down = False
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -89,6 +91,26 @@ class FixController:
             return False
         self._cancel.set()
         return True
+
+    async def shutdown(self, timeout: float = 60.0) -> bool:
+        """Before the app exits: cancel a running fix and wait until it has cleaned up (a backup test drops
+        its scratch database, an index build drops its INVALID index). Call it from the quit action, before
+        ``app.exit()``: a worker cancelled by the exit itself might not get to finish its cleanup.
+        Returns True when nothing is left running."""
+        if self._worker is None or self._worker.is_finished:
+            return True
+        self._shutting_down = True
+        self.cancel()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self._worker.is_finished and asyncio.get_running_loop().time() < deadline:
+            screen = self.app.screen
+            if isinstance(screen, FixPlanScreen):  # not started yet: abort it
+                screen.dismiss(False)
+            elif isinstance(screen, FixChoiceScreen):  # leave what is left, as the result says
+                screen.dismiss("keep")
+            self.cancel()
+            await asyncio.sleep(0.05)
+        return self._worker.is_finished
 
     # -- the flow ---------------------------------------------------------------------------
     def request_fix(self, item: Any, checklist: Any = None) -> bool:
@@ -120,9 +142,11 @@ class FixController:
             self.app.notify(f"a fix is already running ({self.running_item}); wait for it or cancel it (c)",
                             severity="warning")
             return False
+        if self._shutting_down:
+            return False
         self.running_item = item.id
-        self.app.run_worker(self._flow(item.id, fix_name, params), group="fix", exclusive=False,
-                            name=f"fix {item.id}")
+        self._worker = self.app.run_worker(self._flow(item.id, fix_name, params), group="fix", exclusive=False,
+                                           name=f"fix {item.id}")
         return True
 
     async def _flow(self, item_id: str, fix_name: str, params: dict) -> None:
@@ -169,7 +193,9 @@ class FixController:
             finally:
                 self._cancel = None
             panel.show_result(result)
-            if result.choice is not None:
+            if result.choice is not None and self._shutting_down:
+                pass  # quitting: no question; the result (and the audit log) says exactly what is left
+            elif result.choice is not None:
                 option = await self.app.push_screen_wait(FixChoiceScreen(result.choice, result))
                 if option and option != "keep":
                     try:
