@@ -550,3 +550,23 @@ async def test_check_already_there_under_another_name_is_found_like_the_probe_fi
         assert (await plan_fix(cfg, "add_check_constraint", params)).nothing_to_do
     finally:
         await conn.close()
+
+
+# --------------------------------------------------------------------------------------------- pure helpers
+def test_helpers_quote_and_measure():
+    from tui.fixes.connections import percentile
+    from tui.fixes.indexes import column_sql
+    from tui.fixes.settings import split_libraries
+
+    assert column_sql("UserId") == '"UserId"'
+    assert column_sql('"we""ird" DESC') == '"we""ird" DESC'
+    assert column_sql("created ASC NULLS FIRST") == '"created" NULLS FIRST'
+    assert column_sql("created DESC NULLS FIRST") == '"created" DESC'  # the default for DESC: not repeated
+    assert column_sql("lower(email)") == "(lower(email))"
+    assert split_libraries("auto_explain, 'pg_stat_statements' ,\"x\"") == ["auto_explain", "pg_stat_statements", "x"]
+    assert split_libraries("") == []
+    v = [float(x) for x in range(1, 101)]
+    assert percentile(v, 50) == 50 and percentile(v, 95) == 95 and percentile([7.0], 95) == 7.0
+    assert percentile([], 50) is None
+    assert advisory_key("x") == advisory_key("x") != advisory_key("y")
+    assert -2**63 <= advisory_key("x") < 2**63
