@@ -113,13 +113,63 @@ class Target:
         if self.password is not None:
             kw["password"] = self.password
         elif self.passfile:
-            kw["passfile"] = self.passfile
+            found = pgpass_lookup(self.passfile, kw["host"], kw["port"], kw["database"], kw["user"])
+            if found is not None:
+                kw["password"] = found
+            else:
+                kw["passfile"] = self.passfile
         if self.sslmode:
             kw["ssl"] = self.sslmode
         return kw
 
     def with_database(self, database: str) -> "Target":
         return replace(self, database=database)
+
+
+def _pgpass_fields(line: str) -> list[str]:
+    """One .pgpass line into its fields, with libpq's escapes (``\\:`` and ``\\\\``) undone."""
+    fields, cur, i = [], [], 0
+    while i < len(line):
+        ch = line[i]
+        if ch == "\\" and i + 1 < len(line):
+            cur.append(line[i + 1])
+            i += 2
+            continue
+        if ch == ":" and len(fields) == 4:  # libpq: the password ends at an unescaped colon
+            break
+        if ch == ":":
+            fields.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    fields.append("".join(cur))
+    return fields
+
+
+def pgpass_lookup(passfile: str, host: str, port: int, database: str, user: str) -> str | None:
+    """The password libpq would take from ``passfile`` (asyncpg keeps ``\\:`` escaped, so a password
+    with a colon failed). None when there is no match, or the file is missing or readable by others
+    (then asyncpg is left to read it and warn, as libpq does)."""
+    try:
+        st = os.stat(passfile)
+        if st.st_mode & 0o077 or not os.path.isfile(passfile):
+            return None
+        text = Path(passfile).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    h = "localhost" if host.startswith("/") else host
+    for raw in text.splitlines():
+        line = raw.rstrip("\r")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        f = _pgpass_fields(line)
+        if len(f) != 5:
+            continue
+        ph, pp, pd, pu, pw = f
+        if (ph in ("*", h) and pp in ("*", str(port)) and pd in ("*", database) and pu in ("*", user)):
+            return pw
+    return None
 
 
 def _redact_input(text: str) -> str:
