@@ -17,7 +17,7 @@ from tui.config import Config, resolve_target
 from tui.fixes import FixError, FixRefused, params_for_item, plan_fix, run_fix, run_followup
 from tui.fixes.base import advisory_key
 
-pytestmark = [pytest.mark.pg, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.pg]  # async tests run by asyncio_mode=auto
 
 DB = "fixes_demo"
 
