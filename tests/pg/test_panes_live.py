@@ -162,3 +162,62 @@ async def test_optional_pg_stat_statements_turns_off_once_on_timeout(cluster, sn
         await locker.execute("ROLLBACK")
         await locker.close()
         await conn.close()
+
+
+async def test_not_preloaded_pg_stat_statements_names_the_fix(state_dir):
+    """CREATE EXTENSION alone is not enough: without shared_preload_libraries the pane says so."""
+    from tui.cluster import start_cluster
+
+    c = await asyncio.to_thread(start_cluster, None, None, False)  # pg_stat_statements not preloaded
+    try:
+        admin = await asyncpg.connect(c.dsn("postgres"))
+        try:
+            await admin.execute("CREATE EXTENSION pg_stat_statements")
+            sleeper = asyncio.ensure_future(admin.execute("SELECT pg_sleep(30) /* still running */"))
+            conn = await asyncpg.connect(c.dsn("postgres"))
+            try:
+                async def running():
+                    return await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                                               "'SELECT pg_sleep(30)%' AND state = 'active'")
+                deadline = time.monotonic() + 10
+                while not await running():
+                    assert time.monotonic() < deadline, "the slow statement never started"
+                    await asyncio.sleep(0.05)
+                snap = await SlowQueriesPoller().poll(conn)
+                assert snap.source == "pg_stat_activity"
+                assert "shared_preload_libraries" in snap.message and "restart" in snap.message
+                assert any("pg_sleep(30)" in s.query for s in snap.statements)
+            finally:
+                await conn.close()
+                admin.terminate()
+                await asyncio.gather(sleeper, return_exceptions=True)
+        except BaseException:
+            admin.terminate()
+            raise
+    finally:
+        await asyncio.to_thread(c.destroy)
+
+
+async def test_table_growth_per_minute_from_successive_polls(cluster):
+    from tui.db.poller import TablesPoller
+
+    admin = await asyncpg.connect(cluster.dsn("postgres"))
+    try:
+        await admin.execute("DROP DATABASE IF EXISTS growdb WITH (FORCE)")
+        await admin.execute("CREATE DATABASE growdb")
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(cluster.dsn("growdb"))
+    try:
+        await conn.execute("CREATE TABLE growing (id int, pad text)")
+        poller = TablesPoller()
+        first = await poller.poll(conn)
+        assert first.tables[0].name == "growing" and first.tables[0].growth_bytes_per_min is None
+        await conn.execute("INSERT INTO growing SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g")
+        second = await poller.poll(conn)
+        t = second.tables[0]
+        grown = t.total_bytes - first.tables[0].total_bytes
+        assert grown > 4 * 1024 * 1024
+        assert t.growth_bytes_per_min is not None and t.growth_bytes_per_min >= grown  # over far less than a minute
+    finally:
+        await conn.close()
