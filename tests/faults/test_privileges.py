@@ -232,3 +232,37 @@ def test_fix_as_limited_role_refuses_with_the_privilege(limited, tmp_path, item,
     line = assert_one_clean_line(res.stderr)
     assert privilege in line, line
     assert asyncio.run(_catalog_fingerprint(limited)) == before, "a refused fix changed the server"
+
+
+async def test_monitor_as_limited_role_shows_hidden_queries_with_the_grant(limited, tmp_path):
+    """The live TUI as that role: it connects, lists the other role's sessions with their query hidden
+    behind the GRANT, and the tables and host panes render."""
+    import time
+
+    from textual.widgets import DataTable
+
+    from tui.config import Config, resolve_target
+    from tui.screens.app import PreflightApp
+
+    await asyncio.to_thread(_wait_other_running, limited)
+    app = PreflightApp(Config(target=resolve_target(limited.dsn(DB, ROLE), env={}), state_dir=tmp_path / "state",
+                              refresh=0.3, app_root=tmp_path))
+
+    async def until(pilot, predicate, what, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await pilot.pause(0.05)
+
+    def query_cells():
+        return list(app.query_one("#sessions", DataTable).get_column("query"))
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: any("GRANT pg_read_all_stats" in str(c) for c in query_cells()),
+                    "the other role's hidden query")
+        assert not any(MARKER in str(c) for c in query_cells())
+        await pilot.press("3")
+        await until(pilot, lambda: app.query_one("#table-sizes", DataTable).row_count > 0, "the table sizes")
+        await pilot.press("4")
+        await until(pilot, lambda: "pg_read_all_settings" in str(app.query_one("#host").render())
+                    or "remote" in str(app.query_one("#host").render()), "the host pane")
