@@ -261,6 +261,9 @@ async def test_monitor_as_limited_role_shows_hidden_queries_with_the_grant(limit
         await until(pilot, lambda: any("GRANT pg_read_all_stats" in str(c) for c in query_cells()),
                     "the other role's hidden query")
         assert not any(MARKER in str(c) for c in query_cells())
+        # what is hidden, and the GRANT that shows it, is said once as a notification
+        said = [n.message for n in app._notifications]
+        assert any("pg_read_all_stats" in m and f"GRANT pg_monitor TO {ROLE}" in m for m in said), said
         await pilot.press("3")
         await until(pilot, lambda: app.query_one("#table-sizes", DataTable).row_count > 0, "the table sizes")
         await pilot.press("4")

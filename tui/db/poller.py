@@ -123,6 +123,9 @@ class ConnectionsPoller:
             self.version_num = int(await conn.fetchval(VERSION_SQL))
             self.role = await conn.fetchval(ROLE_SQL)
             self.max_connections = int(await conn.fetchval(MAX_CONN_SQL))  # changes only with a restart
+            from tui.db.snapshot import privilege_notices  # once: what this role cannot see, and the GRANT
+
+            self.parts._notices.extend(await privilege_notices(conn))
         # one round trip, one scan of the activity array: counts (kind 'c') and listed sessions (kind 's')
         rows = await conn.fetch(sql.get("activity_all" if include_idle else "activity", self.version_num), self.limit)
         counts = [r for r in rows if r["kind"] == "c"]
@@ -238,7 +241,8 @@ class SlowQueriesPoller:
             age_ms = (r["age_s"] or 0.0) * 1000
             stmts.append(Statement(
                 key=f"pid:{r['pid']}", query=_hidden_query(self.role or "") if hidden else clean_text(q, 8000),
-                calls=1, rows=0, mean_ms=age_ms, total_ms=age_ms, database=r["database"], user=r["user"],
+                calls=1, rows=0, mean_ms=age_ms, total_ms=age_ms, database=clean_text(r["database"], 200) or None,
+                user=clean_text(r["user"], 200) or None,
                 pid=r["pid"], age_s=r["age_s"],
             ))
         return SlowQueriesSnapshot("pg_stat_activity", tuple(stmts), message=message, polled_at=time.monotonic())
@@ -276,7 +280,8 @@ class SlowQueriesPoller:
             stmts.append(Statement(
                 key=qid, queryid=r["queryid"], query=q, calls=calls, rows=int(r["rows"]),
                 mean_ms=float(r["mean_ms"]), total_ms=total, share=(total / all_ms) if all_ms else None,
-                cache_hit_ratio=r["cache_hit_ratio"], database=r["database"], user=r["user"],
+                cache_hit_ratio=r["cache_hit_ratio"], database=clean_text(r["database"], 200) or None,
+                user=clean_text(r["user"], 200) or None,
                 interval_calls=ic, interval_ms=ims, interval_s=(now - prev[0]) if prev else None,
                 minute_calls=mc, minute_ms=mms,
             ))

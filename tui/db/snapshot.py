@@ -52,7 +52,8 @@ async def take_snapshot(cfg: Config, session_limit: int = 200) -> Snapshot:
                          statement_timeout_ms=cfg.statement_timeout_ms, lock_timeout_ms=LOCK_TIMEOUT_MS)
     try:
         server = await ServerPoller().poll(conn, with_size=True)
-        conns = await ConnectionsPoller(limit=session_limit).poll(conn, include_idle=True)
+        conns_poller = ConnectionsPoller(limit=session_limit)
+        conns = await conns_poller.poll(conn, include_idle=True)
         slow_poller = SlowQueriesPoller()
         slow = await slow_poller.poll(conn)
         tables = await TablesPoller().poll(conn)
@@ -61,7 +62,8 @@ async def take_snapshot(cfg: Config, session_limit: int = 200) -> Snapshot:
         if cfg.target.is_local:
             host = HostPoller(await data_directory(conn), cfg.backup_dir).poll(cpu_interval=0.2)
             host_message = ""
-        notices = (*await privilege_notices(conn), *slow_poller.parts.take_notices())
+        # the connections poller says once what this role cannot see (privilege_notices)
+        notices = (*conns_poller.parts.take_notices(), *slow_poller.parts.take_notices())
         return Snapshot(
             target=cfg.target.display, taken_at=datetime.now(timezone.utc), server=server, connections=conns,
             slow_queries=slow, tables=tables, host=host, host_message=host_message, notices=notices,
