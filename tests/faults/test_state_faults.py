@@ -154,3 +154,42 @@ def test_ticks_survive_a_corrupt_neighbour(cluster, identity, tmp_path):
     assert data["ticks"] == json.loads(original)["ticks"]
     assert data["notes"] == json.loads(original)["notes"]
     assert other.read_bytes() == b"{broken"
+
+
+def test_report_to_an_unwritable_path(cluster, identity, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = run_cli("report", "--checklist", "general", "--dsn", cluster.dsn(DB), "--state-dir", str(tmp_path / "st"),
+                  "-o", str(blocker / "signoff.md"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if "error" in ln]
+    assert len(errors) == 1 and "cannot write" in errors[0], res.stderr
+    assert blocker.read_text() == "x"
+
+
+def test_fix_refuses_when_its_audit_log_cannot_be_written(tmp_path):
+    """No audit, no write: a fix with an unwritable state dir changes nothing on the server."""
+    from tui.cluster import start_cluster
+
+    c = start_cluster(preload_pg_stat_statements=False)
+    try:
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        res = run_cli("fix", "health.slow_query_log", "--yes", "--checklist", "general", "--dsn", c.dsn("postgres"),
+                      "--state-dir", str(blocker / "state"))
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "Traceback" not in res.stderr
+        errors = [ln for ln in res.stderr.splitlines() if "error" in ln]
+        assert len(errors) == 1 and "audit log" in errors[0], res.stderr
+
+        async def setting():
+            conn = await asyncpg.connect(c.dsn("postgres"))
+            try:
+                return (await conn.fetchval("SELECT setting FROM pg_settings WHERE name = 'log_min_duration_statement'"),
+                        await conn.fetchval("SELECT count(*) FROM pg_file_settings WHERE sourcefile LIKE '%auto.conf' "
+                                            "AND name = 'log_min_duration_statement'"))
+            finally:
+                await conn.close()
+        assert asyncio.run(setting()) == ("-1", 0), "nothing was changed"
+    finally:
+        c.destroy()

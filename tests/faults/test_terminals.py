@@ -1,5 +1,5 @@
 """Terminals (issue 6): the monitor starts, shows it is connected and quits cleanly on 'q' in tmux at
-80x24 with TERM=xterm-256color, screen and tmux-256color (as over SSH), survives a resize, and honours
+80x24 with TERM=xterm-256color, screen, tmux-256color and xterm (16 colours; as over SSH), survives a resize, and honours
 --no-color and NO_COLOR. Each run uses a tmux server of its own (-L), killed at the end."""
 from __future__ import annotations
 
@@ -86,6 +86,7 @@ NO_COLOR_BUG = pytest.mark.xfail(strict=True, reason="tui/screens/app.py:65 them
     ("xterm-256color", []),
     ("screen", []),
     ("tmux-256color", []),
+    ("xterm", []),  # a 16-colour terminal
     pytest.param("xterm-256color", ["--no-color"], marks=NO_COLOR_BUG),
     pytest.param("screen", ["NO_COLOR=1"], marks=NO_COLOR_BUG),
 ])
