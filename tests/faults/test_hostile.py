@@ -302,6 +302,7 @@ async def test_thousand_sessions(big_cluster, tmp_path):
         assert elapsed_json < 5.0 and elapsed_text < 5.0, (elapsed_json, elapsed_text)
         print(f"\n{n_sessions} sessions: snapshot json {elapsed_json:.2f} s, text {elapsed_text:.2f} s "
               f"(process start included), {len(res.stdout)} bytes")
+        await _monitor_with_a_crowd(big_cluster, tmp_path, n_sessions)
     finally:
         await asyncio.gather(*(c.close(timeout=5) for c in conns), return_exceptions=True)
 
@@ -396,3 +397,37 @@ tabel = "typo"
             assert "s.a" in res.stdout.decode()
         else:
             assert "dry run: nothing was changed" in res.stdout.decode()
+
+
+async def _monitor_with_a_crowd(cluster, tmp_path, n_sessions: int) -> None:
+    """The live TUI with the crowd: idle sessions shown on 'i', the list capped, the rest counted,
+    and keys still answered promptly."""
+    from textual.widgets import DataTable, Static
+
+    from tui.config import Config, resolve_target
+    from tui.screens.app import PreflightApp
+
+    app = PreflightApp(Config(target=resolve_target(cluster.dsn("postgres"), env={}), state_dir=tmp_path / "st",
+                              refresh=0.5, app_root=tmp_path))
+
+    async def until(pilot, predicate, what, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await pilot.pause(0.05)
+
+    def summary() -> str:
+        return str(app.query_one("#conn-summary", Static).render())
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: f"sessions {n_sessions}" in summary(), "the crowd counted")
+        await pilot.press("i")
+        await until(pilot, lambda: "not listed" in summary(), "the idle crowd listed, capped")
+        table = app.query_one("#sessions", DataTable)
+        assert 0 < table.row_count <= 200, table.row_count
+        assert f"{n_sessions - table.row_count} not listed" in summary(), summary()
+        before = app.paused
+        t0 = time.monotonic()
+        await pilot.press("p")
+        assert app.paused is not before and time.monotonic() - t0 < 1.0
+        await pilot.press("p")
