@@ -66,6 +66,7 @@ async def test_live_panes_show_real_sessions_and_skip_hidden_panes(scene, state_
         await pilot.press("2")
         await until(pilot, lambda: app.query_one("#statements", DataTable).row_count > 0, what="statements")
         # a modal on top: polls go on and still reach the panes underneath (found live: they crashed)
+        await until(pilot, lambda: app.focused is app.query_one("#statements"), what="focus on the statements")
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, QueryDetailScreen), what="the detail view")
         n = app.polls["slow"]
