@@ -431,16 +431,27 @@ class BackupTest(Fix):
                 await self._drop_scratch(ctx, rt, admin, scratch, figures)
 
     async def _drop_scratch(self, ctx: FixContext, rt: Target, admin, scratch: str, figures: dict) -> None:
+        """DROP the scratch database on a session of its own that no cancel request targets (a cancel still
+        being delivered to the fix's sessions must not cancel the cleanup), retrying a few times."""
         force = " WITH (FORCE)" if ctx.server.version_num >= 130000 else ""
         sql = f"DROP DATABASE IF EXISTS {quote_ident(scratch)}{force}"
-        try:
-            if admin is None or admin.is_closed():
-                admin = await ctx.session(target=rt, statement_timeout_ms=0, register=False)
-            if not force:
-                await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", scratch)
-            await ctx.execute(admin, sql)
-            figures["scratch_dropped"] = True
-        except Exception as e:  # say exactly what is left
-            figures["scratch_dropped"] = False
-            figures["scratch_left"] = f"database {scratch} on {rt.display} ({str(e).splitlines()[0] if str(e) else e}); " \
-                                      f"drop it with: {sql}"
+        last: BaseException | None = None
+        ctx.note_statement(sql)
+        for attempt in range(4):
+            cleaner = None
+            try:
+                cleaner = await ctx.session(target=rt, statement_timeout_ms=60000, register=False)
+                if not force:
+                    await cleaner.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                                          scratch)
+                await cleaner.execute(sql)
+                figures["scratch_dropped"] = True
+                return
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, TargetError, OSError) as e:
+                last = e
+                await asyncio.sleep(0.2 * (attempt + 1))
+            finally:
+                await ctx.close_session(cleaner)
+        figures["scratch_dropped"] = False
+        why = (getattr(last, "reason", None) or str(last).splitlines()[0]) if last and str(last) else repr(last)
+        figures["scratch_left"] = f"database {scratch} on {rt.display} ({why}); drop it with: {sql}"
