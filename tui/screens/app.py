@@ -10,8 +10,9 @@ import time
 from collections import deque
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
@@ -20,6 +21,9 @@ from tui.db.connect import connect
 from tui.db.poller import ConnectionsPoller, ServerPoller, SlowQueriesPoller, TablesPoller
 from tui.model.snapshot import REMOTE_HOST_MESSAGE, ConnectionState, Snapshot
 from tui.screens.messages import ConnectionChanged, PanePolled, PartTurnedOff, ServerPolled, SessionsSignalled
+from tui.screens.checklist_pane import ChecklistChecked, ChecklistPane
+from tui.screens.fix_flow import FixCommands, FixController, FixFinished
+from widgets.checklist_tree import ChecklistTree
 from widgets.confirm import ConfirmSignalScreen
 from widgets.connections import ConnectionsPane, IdleToggled, SessionsSignalRequested
 from widgets.header import ServerHeader
@@ -29,25 +33,31 @@ from widgets.table_sizes import TableSizesPane
 
 BACKOFF_CAP_S = 20.0
 PANE_OF_TAB = {"tab-connections": "connections", "tab-slow": "slow", "tab-tables": "tables", "tab-host": "host"}
+WIDE_COLUMNS = 180  # from here on the checklist sits beside the live panes; below, key 5 / l shows it
 POLL_LOCK_TIMEOUT_MS = 500  # size functions must not queue behind a migration's lock for long
 
 
 class PreflightApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "pgpreflight"
+    COMMANDS = App.COMMANDS | {FixCommands}
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
         Binding("p", "toggle_pause", "Pause", id="pause"),
         Binding("r", "refresh_now", "Refresh", id="refresh"),
+        Binding("l", "show_checklist", "Checklist", id="checklist"),
+        Binding("question_mark", "toggle_help", "Help", key_display="?", id="help"),
         *[Binding(str(n), f"show_tab({n})", f"Tab {n}", show=False, id=f"tab.{n}") for n in range(1, 10)],
     ]
 
     def __init__(self, config: Config, snapshot: Snapshot | None = None, poll: bool | None = None,
-                 connection_history: list[int] | None = None) -> None:
+                 connection_history: list[int] | None = None, canned_checklist=None) -> None:
         """``snapshot`` draws a canned snapshot; with it the poll worker is off unless ``poll``."""
         super().__init__()
         self.config = config
         self.canned = snapshot
+        self.canned_checklist = canned_checklist
+        self.fixes: FixController | None = None
         self.polling = (snapshot is None) if poll is None else poll
         self.connection_history = list(connection_history or [])
         self.paused = False
@@ -69,18 +79,23 @@ class PreflightApp(App):
         header = ServerHeader(cfg.target.display, cfg.refresh, id="header")
         header.read_only = cfg.read_only
         yield header
-        with TabbedContent(id="body", initial="tab-connections"):
-            with TabPane("1 Connections", id="tab-connections"):
-                yield ConnectionsPane(cfg.idle_in_xact_threshold_s, id="connections")
-            with TabPane("2 Slow queries", id="tab-slow"):
-                yield SlowQueriesPane(id="slow")
-            with TabPane("3 Tables", id="tab-tables"):
-                yield TableSizesPane(cfg.tables_refresh, id="tables")
-            with TabPane("4 Host", id="tab-host"):
-                yield HostPane(id="host")
+        with Horizontal(id="main"):
+            with TabbedContent(id="body", initial="tab-connections"):
+                with TabPane("1 Connections", id="tab-connections"):
+                    yield ConnectionsPane(cfg.idle_in_xact_threshold_s, id="connections")
+                with TabPane("2 Slow queries", id="tab-slow"):
+                    yield SlowQueriesPane(id="slow")
+                with TabPane("3 Tables", id="tab-tables"):
+                    yield TableSizesPane(cfg.tables_refresh, id="tables")
+                with TabPane("4 Host", id="tab-host"):
+                    yield HostPane(id="host")
+            yield ChecklistPane(cfg, autorun=self.polling, canned=self.canned_checklist, id="checklist")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.fixes = FixController(self, self.config)
+        self._attach_checklist()
+        self._apply_width(self.size.width)
         if self.canned is not None:
             self._show_canned(self.canned)
         if self.polling:
@@ -352,5 +367,101 @@ class PreflightApp(App):
         if tabs is None or self.screen is not self.screen_stack[0]:
             return
         panes = list(tabs.query(TabPane))
+        if n == len(panes) + 1:
+            self.action_show_checklist()
+            return
         if 1 <= n <= len(panes):
+            self.screen_stack[0].remove_class("-checklist")
             tabs.active = panes[n - 1].id
+            self.call_after_refresh(self._focus_pane)
+
+    # -- checklist and fixes -----------------------------------------------------------
+    def _attach_checklist(self) -> None:
+        pane = self._main(ChecklistPane)
+        if pane is not None and self.fixes is not None:
+            self.fixes.checklist = pane.checklist
+
+    def on_checklist_checked(self, message: ChecklistChecked) -> None:
+        self._attach_checklist()
+
+    def on_checklist_tree_fix_requested(self, message: ChecklistTree.FixRequested) -> None:
+        message.stop()
+        pane = self._main(ChecklistPane)
+        if self.fixes is not None and pane is not None and pane.checklist is not None:
+            self.fixes.request_fix(message.item_id, pane.checklist)
+
+    def on_fix_finished(self, message: FixFinished) -> None:
+        pane = self._main(ChecklistPane)
+        if pane is not None:
+            pane.verify()  # the item and every roll-up that reads it
+        self.action_refresh_now()
+
+    async def action_quit(self) -> None:
+        if self.fixes is not None and self.fixes.running:
+            self.notify("Stopping the running fix and cleaning up…", timeout=5)
+            await self.fixes.shutdown()
+        self.exit()
+
+    # -- layout: the checklist beside the panes when there is room ------------------------
+    def on_resize(self, event) -> None:
+        self._apply_width(event.size.width)
+
+    def _apply_width(self, width: int) -> None:
+        self.screen_stack[0].set_class(width >= WIDE_COLUMNS, "-wide")
+
+    def action_show_checklist(self) -> None:
+        base = self.screen_stack[0]
+        if self.screen is not base:
+            return
+        if base.has_class("-wide"):
+            base.remove_class("-checklist")
+        else:
+            base.toggle_class("-checklist")
+        if base.has_class("-checklist") or base.has_class("-wide"):
+            self.call_after_refresh(self._focus_checklist)
+        else:
+            self.call_after_refresh(self._focus_pane)
+
+    def _focus_checklist(self) -> None:
+        try:
+            self.query_one("#checklist-tree").focus()
+        except NoMatches:
+            pass
+
+    def action_toggle_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def get_system_commands(self, screen):
+        """Every action is in the command palette, besides the fixes (FixCommands)."""
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Pause / resume polling", "p: stop or restart the live refresh", self.action_toggle_pause)
+        yield SystemCommand("Refresh now", "r: poll the visible pane now", self.action_refresh_now)
+        names = ["Connections", "Slow queries", "Tables", "Host"]
+        for n, name in enumerate(names, start=1):
+            yield SystemCommand(f"Show {name}", f"{n}: switch to the {name} pane",
+                                lambda n=n: self.action_show_tab(n))
+        yield SystemCommand("Show checklist", "5 or l: the launch checklist", self.action_show_checklist)
+        pane = self._main(ChecklistPane)
+        if pane is not None:
+            yield SystemCommand("Checklist: verify again now", "v: run every check now", pane.verify)
+        conns = self._main(ConnectionsPane)
+        if conns is not None:
+            for action, title, key in (("toggle_idle", "Connections: show or hide idle sessions", "i"),
+                                       ("cycle_sort", "Connections: change the sort order", "s"),
+                                       ("filter", "Connections: filter sessions", "/"),
+                                       ("toggle_chains", "Connections: blocking chains", "b"),
+                                       ("cancel", "Connections: cancel the selected query", "c"),
+                                       ("terminate", "Connections: terminate the selected session", "K")):
+                fn = getattr(conns, f"action_{action}", None)
+                if fn is not None:
+                    yield SystemCommand(title, f"{key} in the Connections pane", fn)
+        slow = self._main(SlowQueriesPane)
+        if slow is not None:
+            for action, title, key in (("toggle_order", "Slow queries: sort by mean or total time", "m"),
+                                       ("detail", "Slow queries: show the full query", "d")):
+                fn = getattr(slow, f"action_{action}", None)
+                if fn is not None:
+                    yield SystemCommand(title, f"{key} in the Slow queries pane", fn)
