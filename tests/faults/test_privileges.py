@@ -83,6 +83,14 @@ def limited(cluster):
         else:
             h.cancel()
     loop.run_until_complete(asyncio.sleep(0.05))
+
+    async def end_backends():  # a closed socket does not stop a sleeping backend: terminate them
+        a = await asyncpg.connect(cluster.dsn("postgres"))
+        try:
+            await a.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", OTHER)
+        finally:
+            await a.close()
+    loop.run_until_complete(end_backends())
     loop.close()
 
 
