@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-
-import asyncpg
 import signal
 import sys
 import time
@@ -202,15 +200,12 @@ def run_fix_command(cfg: Config, args) -> int:
         return EXIT_USAGE
     except (TargetError, UsageError):
         raise
-    except asyncpg.PostgresError as e:  # e.g. a plan query refused by the server: one line, never a traceback
-        _err(f"the server refused: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-        return EXIT_USAGE
-    except OSError as e:
-        _err(f"{e.strerror or e}" + (f": {e.filename}" if getattr(e, "filename", None) else ""))
-        return EXIT_USAGE
     except asyncpg.InsufficientPrivilegeError as e:  # e.g. planning reads a setting the role may not see
         _err(f"insufficient privilege: {str(e).splitlines()[0]} (the fix did not run)")
         return EXIT_USAGE
     except asyncpg.PostgresError as e:
         _err(f"the server refused: {str(e).splitlines()[0] if str(e) else type(e).__name__} (the fix did not run)")
+        return EXIT_USAGE
+    except OSError as e:
+        _err(f"{e.strerror or e}" + (f": {e.filename}" if getattr(e, "filename", None) else ""))
         return EXIT_USAGE
