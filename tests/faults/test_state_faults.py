@@ -193,3 +193,95 @@ def test_fix_refuses_when_its_audit_log_cannot_be_written(tmp_path):
         assert asyncio.run(setting()) == ("-1", 0), "nothing was changed"
     finally:
         c.destroy()
+
+
+MID_FIX_CHECKLIST = '''
+name = "midfix"
+title = "Mid-fix"
+[[section]]
+id = "s"
+title = "S"
+[[section.item]]
+id = "s.idx"
+title = "big has an index on v"
+fix = { name = "create_index" }
+[section.item.probe]
+kind = "index_exists"
+table = "big"
+indexes = [{ name = "big_v_idx", columns = ["v"] }]
+[[section.item]]
+id = "s.person"
+title = "Someone watched"
+manual = true
+'''
+
+
+def test_server_goes_away_in_the_middle_of_a_fix(tmp_path):
+    """CREATE INDEX CONCURRENTLY under way, then an immediate shutdown: the fix fails in one result that
+    does not claim it left nothing, the ticks in the state survive, and once the server is back the
+    check finds the INVALID index it left."""
+    import time
+
+    from tui.cluster import start_cluster
+
+    # durable commits, so what the build committed before the crash is really there afterwards
+    c = start_cluster(settings={"maintenance_work_mem": "'1MB'", "fsync": "on", "synchronous_commit": "on"},
+                      preload_pg_stat_statements=False)
+    try:
+        async def setup():
+            a = await asyncpg.connect(c.dsn("postgres"))
+            try:
+                await a.execute("CREATE TABLE big AS SELECT g AS id, md5(g::text) AS v "
+                                "FROM generate_series(1, 3000000) g")
+                return DatabaseIdentity(await a.fetchval("SELECT system_identifier::text FROM pg_control_system()"),
+                                        "postgres")
+            finally:
+                await a.close()
+        ident = asyncio.run(setup())
+        cl = tmp_path / "midfix.toml"
+        cl.write_text(MID_FIX_CHECKLIST)
+        state_dir = tmp_path / "state"
+        st = ChecklistState(ident)
+        st.set_tick("s.person", by="alice", at="2026-11-01T10:00:00+00:00")
+        save_state(state_dir, st)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
+        proc = subprocess.Popen([sys.executable, "-m", "tui", "fix", "s.idx", "--yes", "--checklist", str(cl),
+                                 "--dsn", c.dsn("postgres"), "--state-dir", str(state_dir), "--connect-timeout", "2"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                stdin=subprocess.DEVNULL)
+        try:
+            async def build_running():
+                a = await asyncpg.connect(c.dsn("postgres"))
+                try:
+                    deadline = time.monotonic() + 30
+                    while not await a.fetchval("SELECT count(*) FROM pg_stat_progress_create_index "
+                                               "WHERE phase LIKE 'building%'"):
+                        assert time.monotonic() < deadline, "the index build never started"
+                        await asyncio.sleep(0.02)
+                finally:
+                    await a.close()
+            asyncio.run(build_running())
+            c.stop("immediate")
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode not in (0, None), out
+        assert "Traceback" not in err, err
+        assert "FAILED" in out
+        left = [ln for ln in out.splitlines() if "left behind:" in ln]
+        assert left and "nothing" not in left[0] and "unknown" in left[0], out
+        # the checklist state is intact: the tick is still there, the file is valid
+        data = json.loads(state_path(state_dir, ident).read_text())
+        assert data["ticks"]["s.person"]["by"] == "alice"
+        audit = [json.loads(ln) for ln in (state_dir / "audit.jsonl").read_text().splitlines()]
+        assert [a["outcome"].split(":")[0] for a in audit][-2:] == ["started", "failed"], audit
+        # back up: the check tells the truth about what the interrupted build left
+        c.start()
+        res = run_cli("check", "--format", "json", "--checklist", str(cl), "--dsn", c.dsn("postgres"),
+                      "--state-dir", str(state_dir))
+        item = {i["id"]: i for i in json.loads(res.stdout)["items"]}["s.idx"]
+        assert item["status"] == "fail" and "INVALID" in item["detail"], item
+        assert json.loads(state_path(state_dir, ident).read_text())["ticks"]["s.person"]["by"] == "alice"
+    finally:
+        c.destroy()

@@ -470,7 +470,14 @@ async def run_fix(config: Config, fix_name: str, params: dict | None = None, *, 
                                                              f"after {len(ctx.statements)} statement(s), cleaned up"))
                 except (TargetError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as e:
                     msg = e.reason if isinstance(e, TargetError) else (str(e).splitlines()[0] if str(e) else type(e).__name__)
-                    res = FixResult(ok=False, summary=f"failed: {msg}", statements=tuple(ctx.statements))
+                    # the fix could not look at what it left (e.g. the server went away mid-statement): never
+                    # claim "nothing" after a write was sent
+                    unknown = (f"unknown: the fix stopped after sending {len(ctx.statements)} statement(s) "
+                               f"({'; '.join(ctx.statements)[:300]}); when the server is back, run "
+                               f"'pgpreflight check' to see what they left (e.g. an INVALID index)",
+                               ) if ctx.statements else ()
+                    res = FixResult(ok=False, summary=f"failed: {msg}", statements=tuple(ctx.statements),
+                                    left_behind=unknown)
                 except asyncio.CancelledError:  # the task itself was cancelled (the app is closing): say so, re-raise
                     _audit(config, ctx, fix, item_id, ctx.statements, "cancelled: the task was cancelled (app closing)")
                     raise
