@@ -74,21 +74,13 @@ def tmux(tmp_path):
     t.kill()
 
 
-# Found here, not fixed here (tui/screens/app.py belongs to the live-panes work): PreflightApp.__init__
-# sets self.theme = "textual-ansi" when no_color is on, a theme textual 8 does not have (it has ansi-dark
-# and ansi-light), so `pgpreflight --no-color` and NO_COLOR=1 end in InvalidThemeError before the first
-# frame. strict: once app.py is fixed these pass and the marker must go.
-NO_COLOR_BUG = pytest.mark.xfail(strict=True, reason="tui/screens/app.py:65 theme 'textual-ansi' is not "
-                                                     "registered in textual 8: the monitor dies at start")
-
-
 @pytest.mark.parametrize("term, extra", [
     ("xterm-256color", []),
     ("screen", []),
     ("tmux-256color", []),
     ("xterm", []),  # a 16-colour terminal
-    pytest.param("xterm-256color", ["--no-color"], marks=NO_COLOR_BUG),
-    pytest.param("screen", ["NO_COLOR=1"], marks=NO_COLOR_BUG),
+    ("xterm-256color", ["--no-color"]),
+    ("screen", ["NO_COLOR=1"]),
 ])
 def test_monitor_in_tmux(cluster, tmp_path, tmux, term, extra):
     name = "mon"

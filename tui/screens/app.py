@@ -6,6 +6,7 @@ overlap. Writes (cancel/terminate) use their own short session and go to the aud
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import deque
 
@@ -53,6 +54,8 @@ class PreflightApp(App):
     def __init__(self, config: Config, snapshot: Snapshot | None = None, poll: bool | None = None,
                  connection_history: list[int] | None = None, canned_checklist=None) -> None:
         """``snapshot`` draws a canned snapshot; with it the poll worker is off unless ``poll``."""
+        if config.no_color:
+            os.environ["NO_COLOR"] = "1"  # Textual reads (and pops) it: a monochrome filter on every frame
         super().__init__()
         self.config = config
         self.canned = snapshot
@@ -71,8 +74,6 @@ class PreflightApp(App):
         self.host_poller = None
         self.polls: dict[str, int] = {"server": 0, "connections": 0, "slow": 0, "tables": 0, "host": 0}
         self.signal_requests: list[tuple[str, tuple[int, ...], int]] = []  # (action, pids, confirmations)
-        if config.no_color:
-            self.theme = "textual-ansi"
 
     def compose(self) -> ComposeResult:
         cfg = self.config
@@ -90,7 +91,7 @@ class PreflightApp(App):
                 with TabPane("4 Host", id="tab-host"):
                     yield HostPane(id="host")
             yield ChecklistPane(cfg, autorun=self.polling, canned=self.canned_checklist, id="checklist")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.fixes = FixController(self, self.config)
@@ -269,10 +270,13 @@ class PreflightApp(App):
 
     def on_server_polled(self, message: ServerPolled) -> None:
         header, conns = self._main(ServerHeader), self._main(ConnectionsPane)
-        if header is not None:
-            header.show(info=message.info)
-        if conns is not None:
-            conns.record_total(message.info.connections, message.info.max_connections)
+        try:
+            if header is not None:
+                header.show(info=message.info)
+            if conns is not None:
+                conns.record_total(message.info.connections, message.info.max_connections)
+        except NoMatches:  # closing
+            pass
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
         header = self._main(ServerHeader)
@@ -280,6 +284,12 @@ class PreflightApp(App):
             header.show(state=message.state)
 
     def on_pane_polled(self, message: PanePolled) -> None:
+        try:
+            self._show_polled(message)
+        except NoMatches:  # a poll that lands while the app is closing: nothing left to draw on
+            pass
+
+    def _show_polled(self, message: PanePolled) -> None:
         if message.pane == "connections":
             pane = self._main(ConnectionsPane)
             if pane is not None:
