@@ -38,9 +38,18 @@ async def shoot(cfg: Config) -> list[Path]:
     from textual.widgets import TabbedContent
 
     from tui.screens.app import PreflightApp
+    from tui.screens.checklist_pane import ChecklistPane
     from widgets.header import ServerHeader
 
     written = []
+
+    def save(app, name):
+        app.save_screenshot(filename=name, path=str(OUT))
+        written.append(OUT / name)
+
+    def checked(app):
+        return app.query_one(ChecklistPane).checked_at is not None
+
     for w, h in SIZES:
         app = PreflightApp(cfg)
         async with app.run_test(size=(w, h)) as pilot:
@@ -50,13 +59,29 @@ async def shoot(cfg: Config) -> list[Path]:
             pane_ids = [p.id for p in tabs.query("TabPane")]
             for pane_id in pane_ids:
                 tabs.active = pane_id
-                ready = getattr(app, "pane_ready", None)
-                if ready is not None:
-                    await _wait(pilot, lambda: ready(pane_id))
+                await _wait(pilot, lambda: app.pane_ready(pane_id))
                 await pilot.pause(0.5)
-                name = f"{pane_id.removeprefix('tab-')}-{w}x{h}.svg"
-                app.save_screenshot(filename=name, path=str(OUT))
-                written.append(OUT / name)
+                save(app, f"{pane_id.removeprefix('tab-')}-{w}x{h}.svg")
+            # the launch checklist (key 5), then the plan of a fix (f on an index item)
+            await pilot.press("5")
+            await _wait(pilot, lambda: checked(app))
+            await pilot.pause(0.5)
+            save(app, f"checklist-{w}x{h}.svg")
+            if (w, h) == (80, 24):
+                from widgets.checklist_tree import ChecklistTree
+
+                app.query_one(ChecklistTree).select_item("indexes.extraction_analytics")
+                await pilot.pause(0.2)
+                await pilot.press("f")
+                await _wait(pilot, lambda: type(app.screen).__name__ == "FixPlanScreen")
+                await pilot.pause(0.5)
+                save(app, f"fix-plan-{w}x{h}.svg")
+    # 200x60: the checklist beside the live panes
+    app = PreflightApp(cfg)
+    async with app.run_test(size=(200, 60)) as pilot:
+        await _wait(pilot, lambda: app.pane_ready("tab-connections") and checked(app))
+        await pilot.pause(1.0)
+        save(app, "monitor-200x60.svg")
     return written
 
 

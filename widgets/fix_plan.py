@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Footer, Static
 
 from tui.model.fixes import Choice, FixResult, Plan
 
@@ -61,10 +61,12 @@ class FixPlanScreen(ModalScreen[bool]):
     DEFAULT_CSS = """
     FixPlanScreen { align: center middle; }
     FixPlanScreen > Vertical {
-        width: 95%; max-width: 130; height: auto; max-height: 92%;
+        width: 95%; max-width: 130; height: auto; max-height: 90%;
         border: thick $warning; background: $surface; padding: 0 1;
     }
     FixPlanScreen #plan-body { height: auto; max-height: 30; }
+    FixPlanScreen.-short > Vertical { height: 90%; }
+    FixPlanScreen.-short #plan-body { height: 1fr; max-height: 100%; }
     FixPlanScreen #plan-status { height: auto; margin-top: 1; }
     FixPlanScreen Horizontal { height: auto; align-horizontal: center; }
     FixPlanScreen Button { margin: 0 1; min-width: 12; }
@@ -99,6 +101,17 @@ class FixPlanScreen(ModalScreen[bool]):
                 if not refusal:
                     yield Button("Run (enter)", id="plan-run", variant="warning")
                 yield Button("Abort (esc)", id="plan-abort")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._fit(self.app.size.height)
+
+    def on_resize(self, event) -> None:
+        self._fit(event.size.height)
+
+    def _fit(self, height: int) -> None:
+        # on a short terminal the plan scrolls inside a box that keeps "Enter runs it" and the buttons on screen
+        self.set_class(height < 44, "-short")
 
     def action_run(self) -> None:
         if plan_refusal(self.plan, self.read_only):
