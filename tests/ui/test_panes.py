@@ -283,6 +283,7 @@ async def test_slow_queries_toggle_and_detail():
         table = app.query_one("#statements", DataTable)
         first = lambda: table.coordinate_to_cell_key((0, 0)).row_key.value  # noqa: E731
         assert pane.order == "mean" and first() == "13"
+        await wait_for(pilot, lambda: app.focused is table)  # the pane's keys need its table focused
         await pilot.press("m")
         assert pane.order == "total" and first() == "11"
         # the cursor follows its row (keyed by queryid): still on 13, now second
