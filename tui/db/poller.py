@@ -32,6 +32,7 @@ class ServerPoller:
         self._size_sample: tuple[float, int] | None = None
         self._size_prev: tuple[float, int] | None = None
         self.version_num: int | None = None
+        self.size_estimated = False  # True past 5,000 relations: the size comes from pg_class
 
     async def poll(self, conn: asyncpg.Connection, with_size: bool = False) -> ServerInfo:
         if self.version_num is None:
@@ -39,8 +40,9 @@ class ServerPoller:
         row = await conn.fetchrow(sql.get("server_info", self.version_num))
         now = time.monotonic()
         if with_size or self._size_sample is None:
-            size = await conn.fetchval(sql.get("database_size", self.version_num))
-            self._size_prev, self._size_sample = self._size_sample, (now, int(size))
+            size_row = await conn.fetchrow(sql.get("database_size", self.version_num))
+            self.size_estimated = bool(size_row["estimated"])
+            self._size_prev, self._size_sample = self._size_sample, (now, int(size_row["database_bytes"] or 0))
         growth = None
         if self._size_prev and self._size_sample and self._size_sample[0] > self._size_prev[0]:
             growth = (self._size_sample[1] - self._size_prev[1]) / (self._size_sample[0] - self._size_prev[0])
@@ -60,7 +62,7 @@ class ServerPoller:
             reserved_connections=row["reserved_connections"], xacts=row["xacts"], blks_hit=row["blks_hit"],
             blks_read=row["blks_read"], in_recovery=row["in_recovery"], polled_at=now,
             database_bytes=self._size_sample[1] if self._size_sample else None, database_growth_bps=growth,
-            tps=tps, cache_hit_ratio=hit,
+            tps=tps, cache_hit_ratio=hit, database_bytes_estimated=self.size_estimated,
         )
         self._prev = info
         return info

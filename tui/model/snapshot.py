@@ -24,6 +24,7 @@ class ServerInfo:
     database_growth_bps: float | None = None  # bytes per second, from successive size polls
     tps: float | None = None  # from the previous poll
     cache_hit_ratio: float | None = None  # over the last interval, else cumulative
+    database_bytes_estimated: bool = False  # from pg_class pages (past 5,000 relations), not pg_database_size
 
     @property
     def uptime_s(self) -> float:
@@ -318,7 +319,8 @@ class Snapshot:
                 "started_at": s.started_at.isoformat(), "uptime_s": round(s.uptime_s, 1),
                 "max_connections": s.max_connections, "reserved_connections": s.reserved_connections,
                 "connections": s.connections, "in_recovery": s.in_recovery,
-                "database_bytes": s.database_bytes, "cache_hit_ratio": _r(s.cache_hit_ratio, 5),
+                "database_bytes": s.database_bytes, "database_bytes_estimated": s.database_bytes_estimated,
+                "cache_hit_ratio": _r(s.cache_hit_ratio, 5),
             },
             "connections": self.connections.to_dict() if self.connections else None,
             "slow_queries": self.slow_queries.to_dict() if self.slow_queries else None,

@@ -19,7 +19,7 @@ def render_text(snap: Snapshot, width: int = 120) -> str:
     out.append(f"pgpreflight snapshot of {snap.target} at {snap.taken_at.isoformat(timespec='seconds')}")
     if s is not None:
         out.append(f"server: PostgreSQL {s.version.split()[0]} ({s.version_num}), up {fmt.duration(s.uptime_s)}, "
-                   f"database {s.database} {fmt.size(s.database_bytes)}, cache hit {fmt.ratio(s.cache_hit_ratio)}"
+                   f"database {s.database} {'≈' if s.database_bytes_estimated else ''}{fmt.size(s.database_bytes)}, cache hit {fmt.ratio(s.cache_hit_ratio)}"
                    f"{', STANDBY' if s.in_recovery else ''}")
     c = snap.connections
     if c is not None:
