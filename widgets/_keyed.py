@@ -1,14 +1,195 @@
 """Keyed row updates for DataTable (Dolphie's habit): rows are keyed by a stable id, only the
-cells that changed are updated, and the cursor stays on its row."""
+cells that changed are updated, and the cursor stays on its row.
+
+DataTable's own ``update_cell`` bumps the one counter that all its render caches are keyed by and
+repaints the whole widget, so each poll re-rendered every visible line and cell of the table.
+``KeyedTable`` (still a DataTable) repaints only the row of an updated cell and caches rendered
+lines by row version and rendered cells by cell version, so a poll where two ages tick costs
+two cells. ``sync_rows`` works on any DataTable."""
 from __future__ import annotations
 
+from itertools import count
+
+from rich.style import Style
 from rich.text import Text
+from textual.cache import LRUCache
+from textual.strip import Strip
 from textual.widgets import DataTable
+from textual._two_way_dict import TwoWayDict
+from textual.geometry import Size
+from textual.widgets._data_table import CellDoesNotExist, CellKey, ColumnKey, RowDoesNotExist, RowKey
+
+_versions = count(1)
+
+
+class KeyedTable(DataTable):
+    """A DataTable whose rendered lines are cached per row version, so that a repaint after a
+    poll costs only the rows whose cells changed."""
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self._row_version: dict[RowKey, int] = {}
+        self._row_born: dict[RowKey, int] = {}
+        self._cell_version: dict[tuple, int] = {}  # (row key, column key): set when the cell changed
+        self._strips: LRUCache[tuple, Strip] = LRUCache(4096)
+        self._cell_lines: LRUCache[tuple, list] = LRUCache(8192)
+        self._layout_version = next(_versions)
+
+    # -- versions: every way a row's cells change gives it a new version ---------------------
+    def touch_cells(self, row_key: RowKey | str, column_keys) -> None:
+        """The cells ``column_keys`` of the row changed (written straight into the data)."""
+        rk = RowKey(row_key) if isinstance(row_key, str) else row_key
+        v = next(_versions)
+        self._row_version[rk] = v
+        for ck in column_keys:
+            self._cell_version[(rk, ColumnKey(ck) if isinstance(ck, str) else ck)] = v
+
+    def add_row(self, *cells, height: int | None = 1, key: str | None = None, label=None) -> RowKey:
+        row_key = super().add_row(*cells, height=height, key=key, label=label)
+        self._row_version[row_key] = self._row_born[row_key] = next(_versions)
+        return row_key
+
+    def update_cell(self, row_key, column_key, value, *, update_width: bool = False) -> None:
+        """Like DataTable's, but repaints only the cell's row, and only that cell renders again."""
+        if update_width:
+            super().update_cell(row_key, column_key, value, update_width=True)
+            self.touch_cells(row_key, (column_key,))
+            self._layout_version = next(_versions)
+            return
+        rk = RowKey(row_key) if isinstance(row_key, str) else row_key
+        ck = ColumnKey(column_key) if isinstance(column_key, str) else column_key
+        if rk not in self._row_locations or ck not in self._column_locations:
+            raise CellDoesNotExist(f"No cell exists for row_key={rk!r}, column_key={ck!r}.")
+        self._data[rk][ck] = value
+        self._update_count += 1  # DataTable's own caches must not serve the old cell
+        self.touch_cells(rk, (ck,))
+        self.refresh_row(self._row_locations.get(rk))
+
+    def update_cell_at(self, coordinate, value, *, update_width: bool = False) -> None:
+        super().update_cell_at(coordinate, value, update_width=update_width)
+        self._layout_version = next(_versions)  # rare: forget every line
+
+    def add_column(self, *args, **kw):
+        self._layout_version = next(_versions)
+        return super().add_column(*args, **kw)
+
+    def remove_column(self, column_key) -> None:
+        self._layout_version = next(_versions)
+        super().remove_column(column_key)
+
+    def remove_row(self, row_key) -> None:
+        """DataTable's, without its relayout of the whole screen: only a change of the virtual
+        size (which the rows below the window never make, see validate_virtual_size) needs one."""
+        rk = RowKey(row_key) if isinstance(row_key, str) else row_key
+        if rk not in self._row_locations:
+            raise RowDoesNotExist(f"Row key {rk!r} is not valid.")
+        self._require_update_dimensions = True
+        self.check_idle()
+        gone = self._row_locations.get(rk)
+        self._row_locations = TwoWayDict({
+            k: (i - 1 if i > gone else i) for k in self._row_locations if (i := self._row_locations.get(k)) != gone
+        })
+        for ck in self._data.get(rk):
+            self._updated_cells.discard(CellKey(rk, ck))
+        del self.rows[rk]
+        del self._data[rk]
+        self.cursor_coordinate = self.cursor_coordinate
+        self.hover_coordinate = self.hover_coordinate
+        self._update_count += 1
+        self.refresh()
+        self._row_version.pop(rk, None)
+        self._row_born.pop(rk, None)
+        for ck in self.columns:
+            self._cell_version.pop((rk, ck), None)
+
+    def validate_virtual_size(self, size: Size) -> Size:
+        """A table shorter than its window counts as tall as the window: rows coming and going
+        there change nothing outside the table, so they cost no layout of the screen."""
+        # the smallest the window can be: with a horizontal scrollbar (never pad past the real window)
+        window = self.size.height - self.styles.gutter.height - self.styles.scrollbar_size_horizontal
+        return Size(size.width, window) if size.height < window else size
+
+    def _on_resize(self, event) -> None:
+        super()._on_resize(event)
+        self._layout_version = next(_versions)
+        self._require_update_dimensions = True  # the floor of the virtual height moved
+        self.check_idle()
+
+    def clear(self, columns: bool = False):
+        self._row_version.clear()
+        self._row_born.clear()
+        self._cell_version.clear()
+        return super().clear(columns=columns)
+
+    def sort(self, *args, **kw):
+        self._layout_version = next(_versions)
+        return super().sort(*args, **kw)
+
+    def _clear_caches(self) -> None:  # columns, styles, header, padding, stripes: forget every line
+        super()._clear_caches()
+        self._layout_version = next(_versions)
+        if hasattr(self, "_strips"):
+            self._strips.clear()
+            self._cell_lines.clear()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._layout_version = next(_versions)
+        self._strips.clear()
+        self._cell_lines.clear()
+
+    # -- rendering ----------------------------------------------------------------------------
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False):
+        """A cell is rendered again only when it changed (an age ticking does not re-render its row)."""
+        if row_index < 0 or column_index < 0:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        rk = self._row_locations.get_key(row_index)
+        ck = self._column_locations.get_key(column_index)
+        born = self._row_born.get(rk)
+        if born is None:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        key = (rk, ck, self._cell_version.get((rk, ck), born), row_index, column_index, base_style, width,
+               cursor, hover, self._show_hover_cursor, self.show_cursor, self._pseudo_class_state,
+               self._layout_version, self.fixed_rows, self.fixed_columns)
+        lines = self._cell_lines.get(key)
+        if lines is None:
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            self._cell_lines[key] = lines
+        return lines
+
+    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
+        try:
+            row_key, line_no = self._get_offsets(y)
+        except LookupError:
+            return super()._render_line(y, x1, x2, base_style)
+        if row_key is self._header_row_key:
+            row_index, version = -1, 0
+        else:
+            row_index = self._row_locations.get(row_key)
+            version = self._row_version.get(row_key)
+            if version is None:  # a row added behind our back: no caching for it
+                return super()._render_line(y, x1, x2, base_style)
+        cursor, hover = self.cursor_coordinate, self.hover_coordinate
+        key = (
+            row_key, version, row_index, line_no, y, x1, x2, self.size.width, self._layout_version,
+            self._row_label_column_width, tuple(c.get_render_width(self) for c in self.ordered_columns),
+            # the cursor and the hover only matter to the line they are on (or to its column)
+            cursor if (cursor.row == row_index or self.cursor_type in ("column", "cell")) else None,
+            hover if (hover.row == row_index or self.cursor_type in ("column", "cell")) else None,
+            self.cursor_type, self.show_cursor, self._show_hover_cursor, base_style, self._pseudo_class_state,
+            self.fixed_rows, self.fixed_columns,
+        )
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = super()._render_line(y, x1, x2, base_style)
+            self._strips[key] = strip
+        return strip
 
 
 def _sig(cell) -> tuple:
     if isinstance(cell, Text):
-        return (cell.plain, str(cell.style), tuple((s.start, s.end, str(s.style)) for s in cell.spans))
+        return (cell.plain, str(cell.style), cell.justify, tuple((s.start, s.end, str(s.style)) for s in cell.spans))
     return (cell,)
 
 
@@ -31,9 +212,12 @@ def sync_rows(table: DataTable, rows: list[tuple[str, tuple]]) -> int:
         table.clear()
         state.clear()
         order.clear()
+        last = table.__dict__.setdefault("_keyed_cells", {})
+        last.clear()
         for key, cells in rows:
             table.add_row(*cells, key=key)
             state[key] = tuple(_sig(c) for c in cells)
+            last[key] = cells
             order.append(key)
             written += len(cells)
         if cursor_key in state:
@@ -44,10 +228,15 @@ def sync_rows(table: DataTable, rows: list[tuple[str, tuple]]) -> int:
     for k in gone:
         table.remove_row(k)
         state.pop(k, None)
+        table.__dict__.get("_keyed_cells", {}).pop(k, None)
     order[:] = kept
     if cursor_key in state:  # rows above it went away: keep the cursor on its row, not its index
         table.move_cursor(row=order.index(cursor_key), animate=False, scroll=False)
+    last: dict[str, tuple] = table.__dict__.setdefault("_keyed_cells", {})
     for key, cells in rows:
+        if last.get(key) is cells and key in state:
+            continue  # the very same cells as last time (the caller reuses unchanged rows)
+        last[key] = cells
         sigs = tuple(_sig(c) for c in cells)
         old = state.get(key)
         if old is None:

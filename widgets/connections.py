@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Input, Static
 
 from tui.model import format as fmt
 from tui.model.snapshot import ConnectionsSnapshot, Session
-from widgets._keyed import row_key_at_cursor, sync_rows
+from widgets._keyed import KeyedTable, row_key_at_cursor, sync_rows
 
 SORTS = ("age", "pid", "state", "user", "database")
 
@@ -80,11 +80,12 @@ class ConnectionsPane(Vertical):
         self.visible_sessions: list[Session] = []
         self._summary_sig: tuple | None = None
         self._chains_sig: str | None = None
+        self._row_cells: dict[int, tuple[tuple, tuple]] = {}  # pid: (values, cells) of its last drawing
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for the first poll…", id="conn-summary")
         yield Input(placeholder="filter: user, database, application, state or query text", id="conn-filter")
-        table = DataTable(id="sessions", cursor_type="row", zebra_stripes=False)
+        table = KeyedTable(id="sessions", cursor_type="row", zebra_stripes=False)
         for key, label, width in COLUMNS:
             table.add_column(label, key=key, width=width)
         yield table
@@ -172,13 +173,19 @@ class ConnectionsPane(Vertical):
             _short(x.client_addr or "local", 15),
         )
         cell_style = style + (" reverse" if x.pid in self.tagged else "")
+        sig = (vals, cell_style, x.query_hidden)
+        hit = self._row_cells.get(x.pid)
+        if hit is not None and hit[0] == sig:
+            return hit[1]  # unchanged row: the same cells, which sync_rows skips at once
         out = []
         for i, v in enumerate(vals):
             st = cell_style
             if i == 6 and x.query_hidden:
                 st = (st + " italic dim").strip()
             out.append(Text(v, style=st.strip()))
-        return tuple(out)
+        cells = tuple(out)
+        self._row_cells[x.pid] = (sig, cells)
+        return cells
 
     def _draw_table(self) -> None:
         s = self.snapshot
@@ -186,6 +193,9 @@ class ConnectionsPane(Vertical):
             return
         blockers = {b for x in s.sessions for b in x.blocked_by}
         self.visible_sessions = self._filtered()
+        live = {x.pid for x in self.visible_sessions}
+        if len(self._row_cells) > 2 * len(live) + 50:  # forget sessions that are gone
+            self._row_cells = {p: v for p, v in self._row_cells.items() if p in live}
         table = self.query_one("#sessions", DataTable)
         with self.app.batch_update():
             sync_rows(table, [(str(x.pid), self._cells(x, blockers)) for x in self.visible_sessions])

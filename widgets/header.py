@@ -104,5 +104,12 @@ class ServerHeader(Static):
             self._since = time.monotonic()
         return self._since
 
+    _drawn: tuple | None = None
+
     def _redraw(self) -> None:
-        self.update(self.render_text())
+        t = self.render_text()
+        sig = (t.plain, tuple((s.start, s.end, str(s.style)) for s in t.spans))
+        if sig == self._drawn:  # same text as on screen: no repaint at all
+            return
+        self._drawn = sig
+        self.update(t, layout=False)  # a fixed height of 2: the text never changes the layout

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Static
 
 from tui.model import format as fmt
 from tui.model.snapshot import SlowQueriesSnapshot, Statement
-from widgets._keyed import row_key_at_cursor, sync_rows
+from widgets._keyed import KeyedTable, row_key_at_cursor, sync_rows
 from widgets.confirm import QueryDetailScreen
 
 PGSS_COLUMNS = (  # 80 columns show the figures that matter and the start of the query
@@ -44,7 +44,7 @@ class SlowQueriesPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for the first poll…", id="slow-message")
-        yield DataTable(id="statements", cursor_type="row")
+        yield KeyedTable(id="statements", cursor_type="row")
 
     def show_snapshot(self, snap: SlowQueriesSnapshot) -> None:
         self.snapshot = snap

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Static
 
 from tui.model import format as fmt
 from tui.model.snapshot import TablesSnapshot, TableStat
-from widgets._keyed import sync_rows
+from widgets._keyed import KeyedTable, sync_rows
 
 COLUMNS = (
     ("name", "table", 24), ("total", "total", 10), ("growth", "growth/min", 10), ("rows", "est rows", 9),
@@ -33,7 +33,7 @@ class TableSizesPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for the first poll…", id="tables-summary")
-        table = DataTable(id="table-sizes", cursor_type="row")
+        table = KeyedTable(id="table-sizes", cursor_type="row")
         for key, label, width in COLUMNS:
             table.add_column(label, key=key, width=width)
         yield table
