@@ -54,7 +54,7 @@ class ServerHeader(Static):
             if i.in_recovery:
                 line1.append(" standby", style="bold yellow")
             line1.append(f"  up {fmt.duration(i.uptime_s)}")
-            line1.append(f"  db {fmt.size(i.database_bytes)}")
+            line1.append(f"  db {'≈' if i.database_bytes_estimated else ''}{fmt.size(i.database_bytes)}")
             if i.database_growth_bps is not None:
                 line1.append(f" ({'+' if i.database_growth_bps >= 0 else '-'}{fmt.size(abs(i.database_growth_bps) * 60)}/min)")
             line1.append("  ")
