@@ -47,6 +47,9 @@ class KeyedTable(DataTable):
     def add_row(self, *cells, height: int | None = 1, key: str | None = None, label=None) -> RowKey:
         row_key = super().add_row(*cells, height=height, key=key, label=label)
         self._row_version[row_key] = self._row_born[row_key] = next(_versions)
+        # DataTable relies on the change of virtual size (a relayout) to paint a new row; a table
+        # shorter than its window keeps its virtual size, so paint the row here
+        self.refresh_row(self._row_locations.get(row_key))
         return row_key
 
     def update_cell(self, row_key, column_key, value, *, update_width: bool = False) -> None:
@@ -86,6 +89,9 @@ class KeyedTable(DataTable):
         self._require_update_dimensions = True
         self.check_idle()
         gone = self._row_locations.get(rk)
+        below = self._get_row_region(gone)  # this row and the ones below it move: repaint them
+        header = self.header_height if self.show_header else 0
+        below = below._replace(height=max(1, self._total_row_height + header - below.y))
         self._row_locations = TwoWayDict({
             k: (i - 1 if i > gone else i) for k in self._row_locations if (i := self._row_locations.get(k)) != gone
         })
@@ -96,7 +102,7 @@ class KeyedTable(DataTable):
         self.cursor_coordinate = self.cursor_coordinate
         self.hover_coordinate = self.hover_coordinate
         self._update_count += 1
-        self.refresh()
+        self._refresh_region(below)
         self._row_version.pop(rk, None)
         self._row_born.pop(rk, None)
         for ck in self.columns:
@@ -139,6 +145,24 @@ class KeyedTable(DataTable):
         self._cell_lines.clear()
 
     # -- rendering ----------------------------------------------------------------------------
+    _frame_style: Style | None = None
+
+    def render_lines(self, crop):
+        self._frame_style = self.rich_style  # once a frame, not once a line (it walks the ancestors)
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_style = None
+
+    def render_line(self, y: int) -> Strip:
+        if self.fixed_rows:
+            return super().render_line(y)
+        scroll_x, scroll_y = self.scroll_offset
+        if y >= (self.header_height if self.show_header else 0):
+            y += scroll_y
+        style = self._frame_style if self._frame_style is not None else self.rich_style
+        return self._render_line(y, scroll_x, scroll_x + self.size.width, style)
+
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
                      cursor: bool = False, hover: bool = False):
         """A cell is rendered again only when it changed (an age ticking does not re-render its row)."""

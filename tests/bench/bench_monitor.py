@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -142,6 +143,16 @@ def first_frame(session: str, t0: float, ready) -> float:
     return time.monotonic() - t0
 
 
+def pg_activity_ready(screen: str) -> bool:
+    """pg_activity's process list is on screen: its header line (PID ...) and a row under it that
+    starts with a pid. Its rows need not show the word pgbench (the query column may be cut)."""
+    lines = screen.splitlines()
+    for i, line in enumerate(lines):
+        if line.split()[:1] == ["PID"]:
+            return any(re.match(r"\s*\d+\s", row) for row in lines[i + 1:])
+    return False
+
+
 def measure(procs: dict[str, psutil.Process], seconds: float) -> dict[str, dict]:
     start = {k: p.cpu_times() for k, p in procs.items()}
     peak = {k: 0 for k in procs}
@@ -168,11 +179,11 @@ def run_side_by_side(c, seconds: float) -> dict:
     pgpf_cmd = (f"env TERM=xterm-256color {VENV_BIN / 'pgpreflight'} --state-dir {c.base / 'state'} "
                 f"--dsn 'postgresql://bench_pgpf@/bench?host={sock}&port={port}' monitor --refresh 1")
     pga_cmd = (f"env TERM=xterm-256color {VENV_BIN / 'pg_activity'} --refresh 1 -h {sock} -p {port} "
-               f"-U bench_pga -d bench --no-password")
+               f"-U bench_pga -d bench")
     t_pf, p_pf = spawn("bench_pgpf", pgpf_cmd)
     t_pa, p_pa = spawn("bench_pga", pga_cmd)
     ff_pf = first_frame("bench_pgpf", t_pf, lambda s: "● connected" in s and "tps" in s and "pgbench" in s)
-    ff_pa = first_frame("bench_pga", t_pa, lambda s: "PID" in s and "pgbench" in s)
+    ff_pa = first_frame("bench_pga", t_pa, pg_activity_ready)
     asyncio.run(reset_stats(dsn))
     res = measure({"pgpreflight": p_pf, "pg_activity": p_pa}, seconds)
     srv = asyncio.run(server_ms_by_role(dsn))
