@@ -16,6 +16,7 @@ from tui.checklist.state import fetch_identity, load_state
 from tui.config import Config, resolve_target
 from tui.fixes import FixError, FixRefused, params_for_item, plan_fix, run_fix, run_followup
 from tui.fixes.base import advisory_key
+from pg_helpers import own_cluster as start_own_cluster, wait_until
 
 pytestmark = [pytest.mark.pg]  # async tests run by asyncio_mode=auto
 
@@ -24,27 +25,8 @@ DB = "fixes_demo"
 
 @pytest.fixture(scope="module")
 def cluster():
-    """This module's own throwaway server (it shadows the shared one): index builds, dumps and demo builds
-    here must not crowd other modules' pg_stat_statements top lists or settings."""
-    from tui.cluster import ClusterError, start_cluster
-
-    try:
-        c = start_cluster()
-    except ClusterError as e:
-        pytest.fail(str(e))
-    yield c
-    c.destroy()
-
-
-async def wait_until(fn, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = await fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
+    """This module's own throwaway server (it shadows the shared one)."""
+    yield from start_own_cluster()
 
 
 @pytest.fixture(scope="module")

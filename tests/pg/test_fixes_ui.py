@@ -18,6 +18,7 @@ from tui.config import Config, resolve_target
 from tui.screens.fix_flow import FixController, FixFinished
 from widgets.fix_plan import FixChoiceScreen, FixPlanScreen
 from widgets.fix_progress import FixProgressPanel
+from pg_helpers import own_cluster as start_own_cluster
 
 pytestmark = [pytest.mark.pg]
 
@@ -26,16 +27,8 @@ DB = "fixes_ui"
 
 @pytest.fixture(scope="module")
 def cluster():
-    """This module's own throwaway server (it shadows the shared one): index builds, dumps and demo builds
-    here must not crowd other modules' pg_stat_statements top lists or settings."""
-    from tui.cluster import ClusterError, start_cluster
-
-    try:
-        c = start_cluster()
-    except ClusterError as e:
-        pytest.fail(str(e))
-    yield c
-    c.destroy()
+    """This module's own throwaway server (it shadows the shared one)."""
+    yield from start_own_cluster()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,32 @@
+"""Helpers shared by the pg test modules."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+
+async def wait_until(fn, timeout: float = 20.0, what: str = "condition", interval: float = 0.02):
+    """Await ``fn()`` until it returns a truthy value, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = await fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def own_cluster():
+    """A module's own throwaway server (use as a generator fixture that shadows the shared `cluster`):
+    index builds, dumps and demo builds must not crowd other modules' pg_stat_statements or settings."""
+    from tui.cluster import ClusterError, start_cluster
+
+    try:
+        c = start_cluster()
+    except ClusterError as e:
+        pytest.fail(str(e))
+    yield c
+    c.destroy()
