@@ -124,7 +124,10 @@ async def test_c_cancels_a_build_halfway_and_the_drop_is_offered(ui_dsn, tmp_pat
                                             "WHERE phase LIKE '%old snapshots%'")
             await until(pilot, waiting, "the build waiting for old snapshots")
             panel = app.screen.query_one(FixProgressPanel)
-            assert app.focused is panel and "old snapshots" in str(panel.query_one("#fix-progress-phase").render())
+            # the panel polls progress from its own session: wait for it to catch up with the server
+            await until(pilot, lambda: "old snapshots" in str(panel.query_one("#fix-progress-phase").render()),
+                        "the panel to show the phase")
+            assert app.focused is panel
             await pilot.press("c")
             await until(pilot, lambda: isinstance(app.screen, FixChoiceScreen), "the drop offer", timeout=15)
             assert await watch.fetchval("SELECT count(*) FROM pg_index WHERE NOT indisvalid") == 1
