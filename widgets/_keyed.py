@@ -10,14 +10,23 @@ from __future__ import annotations
 
 from itertools import count
 
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual._segment_tools import line_crop
 from textual.cache import LRUCache
+from textual.coordinate import Coordinate
 from textual.strip import Strip
 from textual.widgets import DataTable
 from textual._two_way_dict import TwoWayDict
 from textual.geometry import Size
-from textual.widgets._data_table import CellDoesNotExist, CellKey, ColumnKey, RowDoesNotExist, RowKey
+from textual.widgets._data_table import (
+    CellDoesNotExist, CellKey, ColumnKey, RowDoesNotExist, RowKey, default_cell_formatter,
+)
+
+_EMPTY = Text(no_wrap=True, end="")
+_NEWLINE = Text("\n")
+_NULL = Style.null()
 
 _versions = count(1)
 
@@ -66,6 +75,23 @@ class KeyedTable(DataTable):
         self._data[rk][ck] = value
         self._update_count += 1  # DataTable's own caches must not serve the old cell
         self.touch_cells(rk, (ck,))
+        self.refresh_row(self._row_locations.get(rk))
+
+    def update_cells(self, row_key, changes: dict) -> None:
+        """Several cells of one row at once (column key: value): one touch and one repaint of the row."""
+        rk = RowKey(row_key) if isinstance(row_key, str) else row_key
+        if rk not in self._row_locations:
+            raise CellDoesNotExist(f"No row exists for row_key={rk!r}.")
+        data = self._data[rk]
+        keys = []
+        for column_key, value in changes.items():
+            ck = ColumnKey(column_key) if isinstance(column_key, str) else column_key
+            if ck not in self._column_locations:
+                raise CellDoesNotExist(f"No cell exists for row_key={rk!r}, column_key={ck!r}.")
+            data[ck] = value
+            keys.append(ck)
+        self._update_count += 1
+        self.touch_cells(rk, keys)
         self.refresh_row(self._row_locations.get(rk))
 
     def update_cell_at(self, coordinate, value, *, update_width: bool = False) -> None:
@@ -146,13 +172,29 @@ class KeyedTable(DataTable):
 
     # -- rendering ----------------------------------------------------------------------------
     _frame_style: Style | None = None
+    _in_frame = False
+    _frame_sig: tuple | None = None
 
     def render_lines(self, crop):
         self._frame_style = self.rich_style  # once a frame, not once a line (it walks the ancestors)
+        self._in_frame, self._frame_sig = True, None
         try:
             return super().render_lines(crop)
         finally:
-            self._frame_style = None
+            self._frame_style, self._in_frame, self._frame_sig = None, False, None
+
+    def _line_sig(self, base_style: Style) -> tuple:
+        """What every line of a frame depends on besides its own row: computed once a frame
+        (a dozen reactives and the column widths), not once a line."""
+        sig = self._frame_sig
+        if sig is None or sig[0] is not base_style:
+            sig = (base_style, self.size.width, self._layout_version, self._row_label_column_width,
+                   tuple(c.get_render_width(self) for c in self.ordered_columns), self.cursor_type,
+                   self.show_cursor, self._show_hover_cursor, self._pseudo_class_state, self.fixed_rows,
+                   self.fixed_columns)
+            if self._in_frame:
+                self._frame_sig = sig
+        return sig
 
     def render_line(self, y: int) -> Strip:
         if self.fixed_rows:
@@ -178,9 +220,62 @@ class KeyedTable(DataTable):
                self._layout_version, self.fixed_rows, self.fixed_columns)
         lines = self._cell_lines.get(key)
         if lines is None:
-            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            lines = self._fast_cell(rk, ck, row_index, column_index, base_style, width, cursor, hover)
+            if lines is None:
+                lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
             self._cell_lines[key] = lines
         return lines
+
+    def _fast_cell(self, rk, ck, row_index: int, column_index: int, base_style: Style, width: int,
+                   cursor: bool, hover: bool):
+        """DataTable's cell rendering for a one-line row of Text, without the Console pipeline
+        (Styled(Padding(Text)) through render_lines costs ~10× this). Same segments and styles;
+        tests/ui/test_keyed_render.py holds it to DataTable's own output. None: not this case."""
+        if row_index < self.fixed_rows or column_index < self.fixed_columns:
+            return None
+        row = self.rows.get(rk)
+        if row is None or row.height != 1:
+            return None
+        datum = self._data[rk].get(ck)
+        cell = _EMPTY if datum is None else (default_cell_formatter(datum, wrap=False, height=1) or _EMPTY)
+        if not isinstance(cell, Text) or cell.no_wrap is False:
+            return None
+        plain = cell.plain
+        if "\n" in plain or "\t" in plain:
+            return None
+        options = self.app.console_options
+        justify = cell.justify or options.justify or "default"
+        overflow = cell.overflow or options.overflow or "fold"
+        if justify == "full" or overflow == "ignore":
+            return None
+        console = self.app.console
+        pad = self.cell_padding
+        inner = width - 2 * pad
+        if inner <= 0:
+            return None
+        if not cell._spans and plain and plain.isascii() and plain.isprintable():
+            # one style, one cell per character: Text.wrap's justify and truncate, as string operations
+            text = _justified(plain, inner, justify, overflow)
+            st = cell.style
+            segs = [Segment(text, console.get_style(st) if st else None)] if text else []
+        else:
+            lines = cell.wrap(console, inner, justify=justify, overflow=overflow, no_wrap=True)
+            if len(lines) != 1:
+                return None
+            segs = list(_NEWLINE.join(lines).render(console, end=""))
+        length = sum(seg.cell_length for seg in segs)
+        if length > inner:
+            return None
+        if length < inner:
+            segs.append(Segment(" " * (inner - length), _NULL))
+        if pad:
+            segs.insert(0, Segment(" " * pad, _NULL))
+            segs.append(Segment(" " * pad, _NULL))
+        component_style, post_style = self._get_styles_to_render_cell(
+            False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
+            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
+        pre = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
+        return [list(Segment.apply_style(segs, style=pre, post_style=post_style))]
 
     def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
         try:
@@ -195,20 +290,84 @@ class KeyedTable(DataTable):
             if version is None:  # a row added behind our back: no caching for it
                 return super()._render_line(y, x1, x2, base_style)
         cursor, hover = self.cursor_coordinate, self.hover_coordinate
+        sig = self._line_sig(base_style)
+        by_cell = sig[5] in ("column", "cell")
         key = (
-            row_key, version, row_index, line_no, y, x1, x2, self.size.width, self._layout_version,
-            self._row_label_column_width, tuple(c.get_render_width(self) for c in self.ordered_columns),
+            row_key, version, row_index, line_no, y, x1, x2,
             # the cursor and the hover only matter to the line they are on (or to its column)
-            cursor if (cursor.row == row_index or self.cursor_type in ("column", "cell")) else None,
-            hover if (hover.row == row_index or self.cursor_type in ("column", "cell")) else None,
-            self.cursor_type, self.show_cursor, self._show_hover_cursor, base_style, self._pseudo_class_state,
-            self.fixed_rows, self.fixed_columns,
+            cursor if (by_cell or cursor.row == row_index) else None,
+            hover if (by_cell or hover.row == row_index) else None,
+            sig,
         )
         strip = self._strips.get(key)
         if strip is None:
-            strip = super()._render_line(y, x1, x2, base_style)
+            strip = None if row_index < 0 else self._fast_line(row_key, row_index, x1, x2, base_style)
+            if strip is None:
+                strip = super()._render_line(y, x1, x2, base_style)
             self._strips[key] = strip
         return strip
+
+    def _fast_line(self, row_key, row_index: int, x1: int, x2: int, base_style: Style) -> Strip | None:
+        """DataTable's _render_line for a one-line body row with a row cursor and no fixed rows,
+        fixed columns or row labels, without its per-line and per-cell style lookups (the
+        ancestors' backgrounds, the header's component style, a dozen reactives per cell).
+        None: not this case."""
+        cursor_type = self.cursor_type
+        if cursor_type != "row" or self.fixed_rows or self.fixed_columns or (
+                self._labelled_row_exists and self.show_row_labels):
+            return None  # the other cursor types blend a background colour: DataTable's own path
+        row = self.rows.get(row_key)
+        if row is None or row.height != 1:
+            return None
+        show_cursor, show_hover = self.show_cursor, self._show_hover_cursor
+        cursor = self.cursor_coordinate.row == row_index
+        hover = self.hover_coordinate.row == row_index
+        row_style = self._get_row_style(row_index, base_style)
+        born = self._row_born.get(row_key)
+        versions, cache = self._cell_version, self._cell_lines
+        frame = (cursor, hover, show_hover, show_cursor, self._pseudo_class_state, self._layout_version, 0, 0)
+        padding = 2 * self.cell_padding
+        segments: list[Segment] = []
+        table_width = self._row_label_column_width
+        for column_index, column in enumerate(self.ordered_columns):
+            width = padding + (column.content_width if column.auto_width else column.width)
+            table_width += width
+            ck = column.key
+            key = (row_key, ck, versions.get((row_key, ck), born), row_index, column_index, row_style, width) + frame
+            lines = cache.get(key)
+            if lines is None:
+                lines = self._fast_cell(row_key, ck, row_index, column_index, row_style, width, cursor, hover)
+                if lines is None:
+                    lines = DataTable._render_cell(self, row_index, column_index, row_style, width, cursor, hover)
+                cache[key] = lines
+            segments.extend(lines[0])
+        widget_width = self.size.width
+        remaining = max(0, widget_width - table_width)
+        extend_style, _ = self._get_styles_to_render_cell(
+            False, False, False, self.hover_coordinate.row == (row_index or 0), cursor, show_cursor, show_hover,
+            False, False)
+        extend_style = row_style + extend_style + Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
+        segments.append(Segment(" " * remaining, extend_style))
+        return Strip(line_crop(segments, x1, x2, widget_width)).adjust_cell_length(widget_width, base_style).simplify()
+
+
+def _truncate(text: str, width: int, overflow: str) -> str:
+    if len(text) <= width:
+        return text
+    return text[: max(0, width - 1)] + "…" if overflow == "ellipsis" else text[:width]
+
+
+def _justified(text: str, width: int, justify: str, overflow: str) -> str:
+    """What Text.wrap(no_wrap=True) makes of one line of printable ASCII (one cell a character)."""
+    if justify == "left":
+        return _truncate(text, width, overflow).ljust(width)
+    if justify == "right":
+        return _truncate(text.rstrip(), width, overflow).rjust(width)
+    if justify == "center":
+        text = _truncate(text.rstrip(), width, overflow)
+        text = " " * ((width - len(text)) // 2) + text
+        return text.ljust(width)
+    return _truncate(text, width, overflow)
 
 
 def _sig(cell) -> tuple:
@@ -268,10 +427,13 @@ def sync_rows(table: DataTable, rows: list[tuple[str, tuple]]) -> int:
             order.append(key)
             written += len(cells)
         elif old != sigs:
-            for i, (a, b) in enumerate(zip(old, sigs)):
-                if a != b:
-                    table.update_cell(key, col_keys[i], cells[i])
-                    written += 1
+            changes = {col_keys[i]: cells[i] for i, (a, b) in enumerate(zip(old, sigs)) if a != b}
+            if isinstance(table, KeyedTable):
+                table.update_cells(key, changes)
+            else:
+                for ck, value in changes.items():
+                    table.update_cell(key, ck, value)
+            written += len(changes)
         state[key] = sigs
     return written
 

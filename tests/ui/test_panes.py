@@ -340,8 +340,8 @@ async def test_keyed_update_changes_only_changed_cells_and_keeps_cursor():
                              query="SELECT pg_sleep(60) /* monthly report */", xact=44.0, qage=44.0)
         calls = []
         table = app.query_one("#sessions", DataTable)
-        orig = table.update_cell
-        table.update_cell = lambda *a, **k: (calls.append(a[:2]), orig(*a, **k))[1]
+        orig = table.update_cells
+        table.update_cells = lambda key, changes: (calls.extend((key, c) for c in changes), orig(key, changes))[1]
         pane.show_snapshot(connections(tuple(changed)))
         await pilot.pause()
         assert sorted(calls) == [("104", "query_age"), ("104", "xact")]
