@@ -24,11 +24,12 @@ class PanePolled(Message):
     """A pane's poll finished: ``pane`` is "connections", "slow", "tables" or "host"."""
 
     def __init__(self, pane: str, data: ConnectionsSnapshot | SlowQueriesSnapshot | TablesSnapshot | HostSnapshot | None,
-                 message: str = "") -> None:
+                 message: str = "", info: ServerInfo | None = None) -> None:
         super().__init__()
         self.pane = pane
         self.data = data
         self.message = message
+        self.info = info  # the server poll of the same round, drawn in the same frame
 
 
 class PartTurnedOff(Message):
