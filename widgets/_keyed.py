@@ -19,7 +19,7 @@ from textual.coordinate import Coordinate
 from textual.strip import Strip
 from textual.widgets import DataTable
 from textual._two_way_dict import TwoWayDict
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.widgets._data_table import (
     CellDoesNotExist, CellKey, ColumnKey, RowDoesNotExist, RowKey, default_cell_formatter,
 )
@@ -42,6 +42,7 @@ class KeyedTable(DataTable):
         self._cell_version: dict[tuple, int] = {}  # (row key, column key): set when the cell changed
         self._strips: LRUCache[tuple, Strip] = LRUCache(4096)
         self._cell_lines: LRUCache[tuple, list] = LRUCache(8192)
+        self._extend_styles: LRUCache[tuple, Style] = LRUCache(1024)
         self._layout_version = next(_versions)
 
     # -- versions: every way a row's cells change gives it a new version ---------------------
@@ -53,7 +54,11 @@ class KeyedTable(DataTable):
         for ck in column_keys:
             self._cell_version[(rk, ColumnKey(ck) if isinstance(ck, str) else ck)] = v
 
+    _taller_rows = False  # set for good once a row is not one line high
+
     def add_row(self, *cells, height: int | None = 1, key: str | None = None, label=None) -> RowKey:
+        if height != 1:
+            self._taller_rows = True
         row_key = super().add_row(*cells, height=height, key=key, label=label)
         self._row_version[row_key] = self._row_born[row_key] = next(_versions)
         # DataTable relies on the change of virtual size (a relayout) to paint a new row; a table
@@ -77,8 +82,9 @@ class KeyedTable(DataTable):
         self.touch_cells(rk, (ck,))
         self.refresh_row(self._row_locations.get(rk))
 
-    def update_cells(self, row_key, changes: dict) -> None:
-        """Several cells of one row at once (column key: value): one touch and one repaint of the row."""
+    def update_cells(self, row_key, changes: dict, *, repaint: bool = True) -> None:
+        """Several cells of one row at once (column key: value): one touch and one repaint of the row
+        (none with ``repaint=False``: the caller repaints with ``refresh_rows``)."""
         rk = RowKey(row_key) if isinstance(row_key, str) else row_key
         if rk not in self._row_locations:
             raise CellDoesNotExist(f"No row exists for row_key={rk!r}.")
@@ -92,7 +98,51 @@ class KeyedTable(DataTable):
             keys.append(ck)
         self._update_count += 1
         self.touch_cells(rk, keys)
-        self.refresh_row(self._row_locations.get(rk))
+        if repaint:
+            self.refresh_row(self._row_locations.get(rk))
+
+    def refresh_rows(self, row_keys) -> None:
+        """Repaint these rows: one region per run of adjacent rows, not one refresh per row (each
+        refresh walks the widget's ancestors for its region)."""
+        indices = sorted(i for k in row_keys
+                         if (i := self._row_locations.get(RowKey(k) if isinstance(k, str) else k)) is not None)
+        if not indices:
+            return
+        runs = [[indices[0], indices[0]]]
+        for i in indices[1:]:
+            if i == runs[-1][1] + 1:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i])
+        if self._taller_rows:
+            for first, last in runs:
+                top, bottom = self._get_row_region(first), self._get_row_region(last)
+                self._refresh_region(Region(top.x, top.y, top.width, bottom.bottom - top.y))
+            return
+        width, header = self._row_width(), (self.header_height if self.show_header else 0)
+        window = self.window_region
+        scroll = -self.scroll_offset
+        for first, last in runs:
+            region = Region(0, first + header, width, last - first + 1)
+            if window.overlaps(region):  # DataTable._refresh_region, without its lookups per row
+                self.refresh(region.translate(scroll))
+
+    _row_width_memo: tuple = (None, 0)
+
+    def _row_width(self) -> int:
+        """The width of a row (every column and the label), once per layout, not once per row."""
+        version, width = self._row_width_memo
+        if version != self._layout_version:
+            width = sum(c.get_render_width(self) for c in self.columns.values())
+            self._row_width_memo = (self._layout_version, width)
+        return max(self.size.width, width + self._row_label_column_width)
+
+    def _get_row_region(self, row_index: int) -> Region:
+        """DataTable's sums the heights of every row above (sorting all rows each time); rows one
+        line high, as all of these are, sit at their index."""
+        if self._taller_rows or not self.is_valid_row_index(row_index):
+            return super()._get_row_region(row_index)
+        return Region(0, row_index + (self.header_height if self.show_header else 0), self._row_width(), 1)
 
     def update_cell_at(self, coordinate, value, *, update_width: bool = False) -> None:
         super().update_cell_at(coordinate, value, update_width=update_width)
@@ -275,7 +325,7 @@ class KeyedTable(DataTable):
             False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
             self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
         pre = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
-        return [list(Segment.apply_style(segs, style=pre, post_style=post_style))]
+        return [list(Segment.simplify(Segment.apply_style(segs, style=pre, post_style=post_style)))]
 
     def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
         try:
@@ -343,11 +393,20 @@ class KeyedTable(DataTable):
             segments.extend(lines[0])
         widget_width = self.size.width
         remaining = max(0, widget_width - table_width)
-        extend_style, _ = self._get_styles_to_render_cell(
-            False, False, False, self.hover_coordinate.row == (row_index or 0), cursor, show_cursor, show_hover,
-            False, False)
-        extend_style = row_style + extend_style + Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
+        ext_hover = self.hover_coordinate.row == (row_index or 0)
+        ext_key = (row_index, row_style, cursor, ext_hover, show_cursor, show_hover, self._pseudo_class_state,
+                   self._layout_version)
+        extend_style = self._extend_styles.get(ext_key)
+        if extend_style is None:
+            extend_style, _ = self._get_styles_to_render_cell(
+                False, False, False, ext_hover, cursor, show_cursor, show_hover, False, False)
+            extend_style = row_style + extend_style + Style.from_meta(
+                {"row": row_index, "column": 0, "out_of_bounds": True})
+            self._extend_styles[ext_key] = extend_style
         segments.append(Segment(" " * remaining, extend_style))
+        if x1 == 0 and x2 == widget_width and table_width <= widget_width:
+            # every cell is exactly its column's width: the line is exactly the widget's (no crop to do)
+            return Strip(Segment.simplify(segments), widget_width)
         return Strip(line_crop(segments, x1, x2, widget_width)).adjust_cell_length(widget_width, base_style).simplify()
 
 
@@ -416,6 +475,8 @@ def sync_rows(table: DataTable, rows: list[tuple[str, tuple]]) -> int:
     if cursor_key in state:  # rows above it went away: keep the cursor on its row, not its index
         table.move_cursor(row=order.index(cursor_key), animate=False, scroll=False)
     last: dict[str, tuple] = table.__dict__.setdefault("_keyed_cells", {})
+    keyed = isinstance(table, KeyedTable)
+    changed_rows: list[str] = []
     for key, cells in rows:
         if last.get(key) is cells and key in state:
             continue  # the very same cells as last time (the caller reuses unchanged rows)
@@ -428,13 +489,16 @@ def sync_rows(table: DataTable, rows: list[tuple[str, tuple]]) -> int:
             written += len(cells)
         elif old != sigs:
             changes = {col_keys[i]: cells[i] for i, (a, b) in enumerate(zip(old, sigs)) if a != b}
-            if isinstance(table, KeyedTable):
-                table.update_cells(key, changes)
+            if keyed:
+                table.update_cells(key, changes, repaint=False)
+                changed_rows.append(key)
             else:
                 for ck, value in changes.items():
                     table.update_cell(key, ck, value)
             written += len(changes)
         state[key] = sigs
+    if changed_rows:
+        table.refresh_rows(changed_rows)
     return written
 
 

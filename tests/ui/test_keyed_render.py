@@ -161,3 +161,26 @@ async def test_ascii_cells_match_datatable_at_every_justify_and_overflow(width):
         fast, slow = app.query_one("#fast", KeyedTable), app.query_one("#slow", DataTable)
         assert fast.size.height >= len(values) + 1  # every row on screen
         assert lines(fast) == lines(slow)
+
+
+async def test_row_regions_and_batched_repaints():
+    from widgets._keyed import sync_rows
+
+    app = Pair()
+    async with app.run_test(size=(120, 20)) as pilot:
+        await pilot.pause()
+        fast = app.query_one("#fast", KeyedTable)
+        for i in range(fast.row_count):  # one-line rows sit at their index: DataTable's own answer
+            assert fast._get_row_region(i) == DataTable._get_row_region(fast, i)
+        rows = [(str(i), cells(i)) for i in range(12)]
+        fast.clear()
+        sync_rows(fast, rows)
+        await pilot.pause()
+        fast._repaint_regions.clear()
+        changed = [(k, (Text("new"),) + c[1:]) if k in ("2", "3", "5") else (k, c) for k, c in rows]
+        assert sync_rows(fast, changed) == 3
+        # rows 2-3 in one region, row 5 in another (y + 1: the header line)
+        header = fast.header_height
+        assert sorted((r.y, r.height) for r in fast._repaint_regions) == [(2 + header, 2), (5 + header, 1)]
+        await pilot.pause()
+        assert lines(fast)[2 + header][0][0].startswith(" new")

@@ -341,7 +341,8 @@ async def test_keyed_update_changes_only_changed_cells_and_keeps_cursor():
         calls = []
         table = app.query_one("#sessions", DataTable)
         orig = table.update_cells
-        table.update_cells = lambda key, changes: (calls.extend((key, c) for c in changes), orig(key, changes))[1]
+        table.update_cells = lambda key, changes, **kw: (calls.extend((key, c) for c in changes),
+                                                         orig(key, changes, **kw))[1]
         pane.show_snapshot(connections(tuple(changed)))
         await pilot.pause()
         assert sorted(calls) == [("104", "query_age"), ("104", "xact")]
