@@ -43,6 +43,8 @@ class KeyedTable(DataTable):
         self._strips: LRUCache[tuple, Strip] = LRUCache(4096)
         self._cell_lines: LRUCache[tuple, list] = LRUCache(8192)
         self._extend_styles: LRUCache[tuple, Style] = LRUCache(1024)
+        self._pre_post: LRUCache[tuple, tuple] = LRUCache(4096)
+        self._row_parts: dict = {}  # row key: (what its line depends on, cell versions, cell segments)
         self._layout_version = next(_versions)
 
     # -- versions: every way a row's cells change gives it a new version ---------------------
@@ -181,6 +183,7 @@ class KeyedTable(DataTable):
         self._refresh_region(below)
         self._row_version.pop(rk, None)
         self._row_born.pop(rk, None)
+        self._row_parts.pop(rk, None)
         for ck in self.columns:
             self._cell_version.pop((rk, ck), None)
 
@@ -201,6 +204,7 @@ class KeyedTable(DataTable):
         self._row_version.clear()
         self._row_born.clear()
         self._cell_version.clear()
+        self._row_parts.clear()
         return super().clear(columns=columns)
 
     def sort(self, *args, **kw):
@@ -224,14 +228,15 @@ class KeyedTable(DataTable):
     _frame_style: Style | None = None
     _in_frame = False
     _frame_sig: tuple | None = None
+    _frame_console: tuple | None = None
 
     def render_lines(self, crop):
         self._frame_style = self.rich_style  # once a frame, not once a line (it walks the ancestors)
-        self._in_frame, self._frame_sig = True, None
+        self._in_frame, self._frame_sig, self._frame_console = True, None, None
         try:
             return super().render_lines(crop)
         finally:
-            self._frame_style, self._in_frame, self._frame_sig = None, False, None
+            self._frame_style, self._in_frame, self._frame_sig, self._frame_console = None, False, None, None
 
     def _line_sig(self, base_style: Style) -> tuple:
         """What every line of a frame depends on besides its own row: computed once a frame
@@ -293,26 +298,36 @@ class KeyedTable(DataTable):
         plain = cell.plain
         if "\n" in plain or "\t" in plain:
             return None
-        options = self.app.console_options
-        justify = cell.justify or options.justify or "default"
-        overflow = cell.overflow or options.overflow or "fold"
+        default_justify, default_overflow = self._console_defaults()
+        justify = cell.justify or default_justify or "default"
+        overflow = cell.overflow or default_overflow or "fold"
         if justify == "full" or overflow == "ignore":
             return None
-        console = self.app.console
         pad = self.cell_padding
         inner = width - 2 * pad
         if inner <= 0:
             return None
+        pre, post = self._cell_styles(base_style, row_index, column_index, cursor, hover)
+        console = self.app.console
         if not cell._spans and plain and plain.isascii() and plain.isprintable():
-            # one style, one cell per character: Text.wrap's justify and truncate, as string operations
+            # one style, one cell per character: Text.wrap's justify and truncate as string
+            # operations, and the segments Styled(Padding(...)) makes, already simplified
             text = _justified(plain, inner, justify, overflow)
+            fill = " " * (inner - len(text) + pad)
             st = cell.style
-            segs = [Segment(text, console.get_style(st) if st else None)] if text else []
-        else:
-            lines = cell.wrap(console, inner, justify=justify, overflow=overflow, no_wrap=True)
-            if len(lines) != 1:
-                return None
-            segs = list(_NEWLINE.join(lines).render(console, end=""))
+            outer = pre + post
+            inside = (pre + console.get_style(st)) + post if st else outer
+            if inside == outer:
+                return [[Segment(" " * pad + text + fill, outer)]]
+            segs = [Segment(" " * pad, outer)] if pad else []
+            segs.append(Segment(text, inside))
+            if fill:
+                segs.append(Segment(fill, outer))
+            return [segs]
+        lines = cell.wrap(console, inner, justify=justify, overflow=overflow, no_wrap=True)
+        if len(lines) != 1:
+            return None
+        segs = list(_NEWLINE.join(lines).render(console, end=""))
         length = sum(seg.cell_length for seg in segs)
         if length > inner:
             return None
@@ -321,11 +336,33 @@ class KeyedTable(DataTable):
         if pad:
             segs.insert(0, Segment(" " * pad, _NULL))
             segs.append(Segment(" " * pad, _NULL))
-        component_style, post_style = self._get_styles_to_render_cell(
-            False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
-            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
-        pre = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
-        return [list(Segment.simplify(Segment.apply_style(segs, style=pre, post_style=post_style)))]
+        return [list(Segment.simplify(Segment.apply_style(segs, style=pre, post_style=post)))]
+
+    def _console_defaults(self) -> tuple:
+        """The console's justify and overflow (what a cell without its own falls back to), once a frame."""
+        memo = self._frame_console
+        if memo is None:
+            options = self.app.console_options
+            memo = (options.justify, options.overflow)
+            if self._in_frame:
+                self._frame_console = memo
+        return memo
+
+    def _cell_styles(self, base_style: Style, row_index: int, column_index: int, cursor: bool,
+                     hover: bool) -> tuple[Style, Style]:
+        """The pre and post styles DataTable wraps a cell in (base, its row and column as meta for
+        the mouse, the cursor's and the hover's component styles): cached."""
+        show_cursor, show_hover = self.show_cursor, self._show_hover_cursor
+        key = (base_style, row_index, column_index, cursor, hover, show_cursor, show_hover,
+               self._pseudo_class_state, self._layout_version)
+        styles = self._pre_post.get(key)
+        if styles is None:
+            component_style, post_style = self._get_styles_to_render_cell(
+                False, False, False, hover, cursor, show_cursor, show_hover,
+                self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
+            pre = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
+            styles = self._pre_post[key] = (pre, post_style)
+        return styles
 
     def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
         try:
@@ -359,9 +396,8 @@ class KeyedTable(DataTable):
 
     def _fast_line(self, row_key, row_index: int, x1: int, x2: int, base_style: Style) -> Strip | None:
         """DataTable's _render_line for a one-line body row with a row cursor and no fixed rows,
-        fixed columns or row labels, without its per-line and per-cell style lookups (the
-        ancestors' backgrounds, the header's component style, a dozen reactives per cell).
-        None: not this case."""
+        fixed columns or row labels. A row keeps its cells' segments with their versions, so a
+        row whose ages ticked renders those two cells and reuses the rest. None: not this case."""
         cursor_type = self.cursor_type
         if cursor_type != "row" or self.fixed_rows or self.fixed_columns or (
                 self._labelled_row_exists and self.show_row_labels):
@@ -369,28 +405,29 @@ class KeyedTable(DataTable):
         row = self.rows.get(row_key)
         if row is None or row.height != 1:
             return None
+        columns, table_width = self._column_layout()
         show_cursor, show_hover = self.show_cursor, self._show_hover_cursor
         cursor = self.cursor_coordinate.row == row_index
         hover = self.hover_coordinate.row == row_index
         row_style = self._get_row_style(row_index, base_style)
+        sig = (row_index, row_style, cursor, hover, show_cursor, show_hover, self._pseudo_class_state,
+               self._layout_version)
         born = self._row_born.get(row_key)
-        versions, cache = self._cell_version, self._cell_lines
-        frame = (cursor, hover, show_hover, show_cursor, self._pseudo_class_state, self._layout_version, 0, 0)
-        padding = 2 * self.cell_padding
-        segments: list[Segment] = []
-        table_width = self._row_label_column_width
-        for column_index, column in enumerate(self.ordered_columns):
-            width = padding + (column.content_width if column.auto_width else column.width)
-            table_width += width
-            ck = column.key
-            key = (row_key, ck, versions.get((row_key, ck), born), row_index, column_index, row_style, width) + frame
-            lines = cache.get(key)
-            if lines is None:
-                lines = self._fast_cell(row_key, ck, row_index, column_index, row_style, width, cursor, hover)
+        cell_versions = self._cell_version
+        versions = [cell_versions.get((row_key, ck), born) for ck, _ in columns]
+        kept = self._row_parts.get(row_key)
+        if kept is not None and kept[0] == sig:
+            old, parts = kept[1], list(kept[2])
+        else:
+            old, parts = None, [None] * len(columns)
+        for i, (ck, width) in enumerate(columns):
+            if old is None or old[i] != versions[i]:
+                lines = self._fast_cell(row_key, ck, row_index, i, row_style, width, cursor, hover)
                 if lines is None:
-                    lines = DataTable._render_cell(self, row_index, column_index, row_style, width, cursor, hover)
-                cache[key] = lines
-            segments.extend(lines[0])
+                    lines = DataTable._render_cell(self, row_index, i, row_style, width, cursor, hover)
+                parts[i] = lines[0]
+        self._row_parts[row_key] = (sig, versions, parts)
+        segments: list[Segment] = [seg for part in parts for seg in part]
         widget_width = self.size.width
         remaining = max(0, widget_width - table_width)
         ext_hover = self.hover_coordinate.row == (row_index or 0)
@@ -408,6 +445,17 @@ class KeyedTable(DataTable):
             # every cell is exactly its column's width: the line is exactly the widget's (no crop to do)
             return Strip(Segment.simplify(segments), widget_width)
         return Strip(line_crop(segments, x1, x2, widget_width)).adjust_cell_length(widget_width, base_style).simplify()
+
+    _columns_memo: tuple = (None, (), 0)
+
+    def _column_layout(self) -> tuple[tuple, int]:
+        """((column key, render width), ...) in order, and the width of a row: once per layout."""
+        version, columns, width = self._columns_memo
+        if version != self._layout_version:
+            columns = tuple((c.key, c.get_render_width(self)) for c in self.ordered_columns)
+            width = sum(w for _, w in columns)
+            self._columns_memo = (self._layout_version, columns, width)
+        return columns, width + self._row_label_column_width
 
 
 def _truncate(text: str, width: int, overflow: str) -> str:

@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Input, Static
 from tui.model import format as fmt
 from tui.model.snapshot import ConnectionsSnapshot, Session
 from widgets._keyed import KeyedTable, row_key_at_cursor, sync_rows
+from widgets.textlines import TextLines
 
 SORTS = ("age", "pid", "state", "user", "database")
 
@@ -83,7 +84,7 @@ class ConnectionsPane(Vertical):
         self._row_cells: dict[int, tuple[tuple, tuple]] = {}  # pid: (values, cells) of its last drawing
 
     def compose(self) -> ComposeResult:
-        yield Static("waiting for the first poll…", id="conn-summary")
+        yield TextLines("waiting for the first poll…", id="conn-summary")
         yield Input(placeholder="filter: user, database, application, state or query text", id="conn-filter")
         table = KeyedTable(id="sessions", cursor_type="row", zebra_stripes=False)
         for key, label, width in COLUMNS:

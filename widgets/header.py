@@ -4,13 +4,13 @@ from __future__ import annotations
 import time
 
 from rich.text import Text
-from textual.widgets import Static
 
 from tui.model import format as fmt
 from tui.model.snapshot import ConnectionState, ServerInfo
+from widgets.textlines import TextLines
 
 
-class ServerHeader(Static):
+class ServerHeader(TextLines):
     DEFAULT_CSS = """
     ServerHeader {
         height: 2;
