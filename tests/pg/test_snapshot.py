@@ -180,3 +180,71 @@ async def test_tables_ranking_catches_a_table_loaded_since_its_last_analyze(clus
     top = snap.tables.tables[0]
     assert top.qualified_name == "public.fresh_load" and top.total_bytes > 3 * 1024 * 1024
     assert len(snap.tables.tables) == 50
+
+
+async def test_tables_poll_without_tables_still_reports_the_database_size(cluster):
+    """The database size rides on the tables query's rows: with no table there is no row, and the size
+    comes from database_size.sql on its own."""
+    from tui.db.poller import TablesPoller
+
+    admin = await asyncpg.connect(cluster.dsn("postgres"))
+    try:
+        await admin.execute("DROP DATABASE IF EXISTS notablesdb WITH (FORCE)")
+        await admin.execute("CREATE DATABASE notablesdb")
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(cluster.dsn("notablesdb"))
+    try:
+        snap = await TablesPoller().poll(conn)
+        assert snap.tables == () and snap.note == ""
+        assert snap.database_bytes == await conn.fetchval("SELECT pg_database_size(current_database())") > 0
+        await conn.execute("CREATE TABLE one (id int)")
+        snap = await TablesPoller().poll(conn)
+        assert [t.name for t in snap.tables] == ["one"]
+        assert snap.database_bytes == await conn.fetchval("SELECT pg_database_size(current_database())")
+    finally:
+        await conn.close()
+
+
+async def test_tables_poll_keeps_skipping_a_locked_table_once_the_statement_is_generic(cluster):
+    """asyncpg prepares the tables query once and re-executes it, on the server's generic plan: polled
+    16 times on one session, a table held ACCESS EXCLUSIVE is still sized from pg_class, never by a
+    size function that would queue behind the lock (lock_timeout would turn it into a skipped round)."""
+    from tui.db.poller import TablesPoller
+
+    admin = await asyncpg.connect(cluster.dsn("postgres"))
+    try:
+        await admin.execute("DROP DATABASE IF EXISTS lockeddb WITH (FORCE)")
+        await admin.execute("CREATE DATABASE lockeddb")
+    finally:
+        await admin.close()
+    setup = await asyncpg.connect(cluster.dsn("lockeddb"))
+    locker = await asyncpg.connect(cluster.dsn("lockeddb"))
+    conn = await asyncpg.connect(cluster.dsn("lockeddb"), server_settings={"lock_timeout": "500"})
+    try:
+        await setup.execute("CREATE TABLE migrating (id int PRIMARY KEY, pad text); "
+                            "INSERT INTO migrating SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g; "
+                            "CREATE TABLE other (id int); INSERT INTO other VALUES (1); ANALYZE")
+        poller = TablesPoller()
+        for _ in range(6):  # past the statement cache's first executions
+            await poller.poll(conn)
+        await locker.execute("BEGIN; LOCK TABLE migrating IN ACCESS EXCLUSIVE MODE")
+        block = int(await setup.fetchval("SELECT current_setting('block_size')"))
+        pages = await setup.fetchval("SELECT relpages FROM pg_class WHERE relname = 'migrating'")
+        for _ in range(10):
+            snap = await poller.poll(conn)
+            assert snap.note == ""  # no size function waited for the lock
+            by_name = {t.name: t for t in snap.tables}
+            m = by_name["migrating"]
+            assert m.locked and m.table_bytes is None and m.index_bytes is None and m.toast_bytes == 0
+            assert m.total_bytes == pages * block > 0
+            assert not by_name["other"].locked and by_name["other"].table_bytes == block
+            assert snap.database_bytes > 0
+        await locker.execute("ROLLBACK")
+        snap = await poller.poll(conn)
+        m = {t.name: t for t in snap.tables}["migrating"]
+        assert not m.locked and m.total_bytes >= m.table_bytes + m.index_bytes > pages * block
+    finally:
+        await conn.close()
+        await locker.close()
+        await setup.close()

@@ -307,14 +307,15 @@ class TablesPoller:
     async def poll(self, conn: asyncpg.Connection) -> TablesSnapshot:
         if self.version_num is None:
             self.version_num = int(await conn.fetchval(VERSION_SQL))
-        db_bytes = await conn.fetchval(sql.get("database_size", self.version_num))
         try:
+            # the database size comes with the tables: both from the query's one pass over pg_class
             rows = await conn.fetch(sql.get("tables", self.version_num))
         except (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError) as e:
             # a lock taken between our pg_locks check and the size functions: skip this round
             why = "a table is locked" if isinstance(e, asyncpg.LockNotAvailableError) else "the query timed out"
-            return TablesSnapshot(database_bytes=_int(db_bytes), tables=(), polled_at=time.monotonic(),
-                                  note=f"table sizes skipped this round: {why}")
+            return TablesSnapshot(database_bytes=await self._database_bytes(conn), tables=(),
+                                  polled_at=time.monotonic(), note=f"table sizes skipped this round: {why}")
+        db_bytes = rows[0]["database_bytes"] if rows else await self._database_bytes(conn)  # no tables: no row
         now = time.monotonic()
         tables = []
         seen = {}
@@ -336,3 +337,10 @@ class TablesPoller:
             ))
         self._prev = seen
         return TablesSnapshot(database_bytes=_int(db_bytes), tables=tuple(tables), polled_at=now)
+
+    async def _database_bytes(self, conn: asyncpg.Connection) -> int | None:
+        """The database size alone (database_size.sql), when the tables query gave no row to carry it."""
+        try:
+            return _int(await conn.fetchval(sql.get("database_size", self.version_num)))
+        except (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError):
+            return None
