@@ -135,10 +135,13 @@ async def check_target(cfg: Config) -> dict:
 
 
 def run_monitor(cfg: Config) -> int:
-    asyncio.run(check_target(cfg))
+    from tui.db.first_poll import FirstPoll
+
+    first = FirstPoll(cfg).start()  # connects and polls on its own thread while Textual is imported
     from tui.screens.app import PreflightApp
 
-    PreflightApp(cfg).run()
+    _identity, prefetched = first.result()  # a bad target: TargetError, one line and exit 2
+    PreflightApp(cfg, prefetched=prefetched).run()
     return EXIT_OK
 
 

@@ -226,6 +226,9 @@ class ChecklistProgress(Vertical):
             yield ProgressBar(total=1, show_eta=False, id="checklist-bar")
         yield Static("", id="checklist-status")
 
+    def show_message(self, message: str) -> None:
+        self.query_one("#checklist-status", Static).update(Text(message, style="dim"))
+
     def show(self, view: ChecklistView, status: str = "") -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(view.title, style="bold")

@@ -54,7 +54,7 @@ class PreflightApp(App):
     ]
 
     def __init__(self, config: Config, snapshot: Snapshot | None = None, poll: bool | None = None,
-                 connection_history: list[int] | None = None, canned_checklist=None) -> None:
+                 connection_history: list[int] | None = None, canned_checklist=None, prefetched=None) -> None:
         """``snapshot`` draws a canned snapshot; with it the poll worker is off unless ``poll``."""
         if config.no_color:
             os.environ["NO_COLOR"] = "1"  # Textual reads (and pops) it: a monochrome filter on every frame
@@ -71,13 +71,18 @@ class PreflightApp(App):
         self._force = False
         self.server_poller = ServerPoller()
         self.connections_poller = ConnectionsPoller()
+        # the first round, polled while the app was imported (tui.db.first_poll): shown at mount
+        self.prefetched = prefetched if prefetched is not None and prefetched.info is not None else None
+        if self.prefetched is not None:
+            self.server_poller = self.prefetched.server_poller
+            self.connections_poller = self.prefetched.connections_poller
         self.slow_poller = SlowQueriesPoller()
         self.tables_poller = TablesPoller()
         self.host_poller = None
         self.polls: dict[str, int] = {"server": 0, "connections": 0, "slow": 0, "tables": 0, "host": 0}
         self.signal_requests: list[tuple[str, tuple[int, ...], int]] = []  # (action, pids, confirmations)
         self._frame_held = False
-        self._heap_frozen = False
+        self._first_data_seen = False
 
     def get_default_screen(self) -> PreflightScreen:
         return PreflightScreen(id="_default")
@@ -106,6 +111,15 @@ class PreflightApp(App):
         self._apply_width(self.size.width)
         if self.canned is not None:
             self._show_canned(self.canned)
+        if self.polling and self.prefetched is not None:
+            pre = self.prefetched
+            self.post_message(ConnectionChanged(ConnectionState("connected", last_ok_at=pre.at)))
+            if pre.connections is not None:
+                self.post_message(PanePolled("connections", pre.connections, info=pre.info))
+            else:
+                self.post_message(ServerPolled(pre.info))
+            for n in self.connections_poller.parts.take_notices():
+                self.post_message(PartTurnedOff(n))
         if self.polling:
             self.poll_loop()
         self.call_after_refresh(self._focus_pane)
@@ -173,10 +187,20 @@ class PreflightApp(App):
         every = {"server": cfg.refresh, "connections": cfg.refresh, "slow": cfg.refresh,
                  "tables": cfg.tables_refresh, "host": cfg.refresh}
         connected = False
+        pre = self.prefetched
+        quiet_connect = pre is not None  # the header already says connected: no "connecting…" flash
+        if pre is not None:  # the first round is on screen already: the next one is due a refresh after it
+            last_ok, connected = pre.at, True
+            due["server"] = pre.at + cfg.refresh
+            due["size"] = pre.at + cfg.tables_refresh
+            if pre.connections is not None:
+                due["connections"] = due["server"]
         while True:
             if conn is None or conn.is_closed():
-                connected = False
-                self.post_message(ConnectionChanged(ConnectionState("connecting", last_ok_at=last_ok)))
+                if not quiet_connect:
+                    connected = False
+                    self.post_message(ConnectionChanged(ConnectionState("connecting", last_ok_at=last_ok)))
+                quiet_connect = False
                 try:
                     conn = await connect(cfg.target, timeout=cfg.connect_timeout, role="poll",
                                          statement_timeout_ms=cfg.statement_timeout_ms,
@@ -184,6 +208,7 @@ class PreflightApp(App):
                     backoff = 1.0
                 except TargetError as e:
                     conn = None
+                    connected = False
                     self.post_message(ConnectionChanged(ConnectionState("disconnected", e.reason, backoff, last_ok)))
                     await self._sleep(backoff)
                     backoff = min(BACKOFF_CAP_S, backoff * 2)
@@ -305,16 +330,17 @@ class PreflightApp(App):
             header.show(state=message.state)
 
     def on_pane_polled(self, message: PanePolled) -> None:
-        self._hold_frame()
+        if self._first_data_seen:  # not the first round: that one paints at once
+            self._hold_frame()
         try:
             if message.info is not None:
                 self.on_server_polled(ServerPolled(message.info))
             self._show_polled(message)
         except NoMatches:  # a poll that lands while the app is closing: nothing left to draw on
             pass
-        if not self._heap_frozen:
-            self._heap_frozen = True
-            self.call_after_refresh(self._freeze_heap)
+        if not self._first_data_seen:
+            self._first_data_seen = True
+            self.call_after_refresh(self._after_first_data)
 
     # Each widget tells the screen of its repaint when it next idles, and the screen paints as soon
     # as one has: the header, the summary and the table of one poll round made two or three frames
@@ -338,6 +364,13 @@ class PreflightApp(App):
             self.screen.check_idle()  # it skipped its repaint while held: ask it again
         except Exception:
             pass
+
+    def _after_first_data(self) -> None:
+        """The first data is on screen: now the checklist may load and run, and the heap settle."""
+        pane = self._main(ChecklistPane)
+        if pane is not None:
+            pane.start()
+        self.set_timer(1.0, self._freeze_heap, name="freeze-heap")
 
     def _freeze_heap(self) -> None:
         """Once the first data is on screen: collect, then move everything alive to the permanent

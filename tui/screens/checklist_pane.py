@@ -18,9 +18,11 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 
-from tui.checklist.runner import build_view, check_connection, checklist_for
-from tui.checklist.spec import Checklist, ChecklistError
-from tui.checklist.state import ChecklistState, DatabaseIdentity, fetch_identity, load_state, update_state
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the checklist machinery is imported when the pane starts, not for the first frame
+    from tui.checklist.spec import Checklist
+    from tui.checklist.state import ChecklistState, DatabaseIdentity
 from tui.config import Config, TargetError
 from tui.model.checklist import ChecklistView, ItemResult
 from widgets.checklist_tree import ChecklistProgress, ChecklistTree, ItemDetailsScreen, NoteScreen
@@ -62,11 +64,36 @@ class ChecklistPane(Vertical):
         yield ChecklistProgress()
         yield ChecklistTree(id="checklist-tree")
 
+    # With autorun, loading and the first run wait for the monitor's first frame of data (the
+    # app calls start()), or this long at most: they would otherwise compete with the first polls.
+    START_AT_MOST_S = 2.0
+    _started = False
+
     def on_mount(self) -> None:
         if self.config.read_only:
             tree = self.query_one(ChecklistTree)
             tree.fix_disabled_reason = "--read-only: fixes are off (checks still run)"
             tree.refresh_bindings()
+        if self.autorun:
+            self.query_one(ChecklistProgress).show_message("loading the checklist…")
+            self.set_timer(self.START_AT_MOST_S, self.start, name="checklist-start")
+            return
+        self._load()
+
+    def start(self) -> None:
+        """Load the checklist, draw it, verify it now and every checklist_refresh seconds."""
+        if self._started or not self.is_mounted:
+            return
+        self._started = True
+        self._load()
+        if self.autorun and self.checklist is not None:
+            self.verify()
+            self.set_interval(self.config.checklist_refresh, self.verify, name="checklist-refresh")
+
+    def _load(self) -> None:
+        from tui.checklist.runner import checklist_for
+        from tui.checklist.spec import ChecklistError
+
         if self.checklist is None:
             try:
                 self.checklist = checklist_for(self.config)
@@ -77,9 +104,6 @@ class ChecklistPane(Vertical):
             self.identity = self.state.identity
             self.checked_at = max((r.checked_at for r in self.results.values()), default=None)
         self.redraw()
-        if self.autorun and self.checklist is not None:
-            self.verify()
-            self.set_interval(self.config.checklist_refresh, self.verify, name="checklist-refresh")
 
     async def on_unmount(self) -> None:
         await self._close()
@@ -87,6 +111,8 @@ class ChecklistPane(Vertical):
     # -- drawing ---------------------------------------------------------------------------
     @property
     def view(self) -> ChecklistView:
+        from tui.checklist.runner import build_view
+
         if self.checklist is None:
             return ChecklistView("?", "checklist", self.config.target.display, (), error=self.load_error)
         return build_view(self.checklist, self.results, self.state, self.config.target.display,
@@ -133,6 +159,7 @@ class ChecklistPane(Vertical):
 
     @work(exclusive=True, group="checklist", exit_on_error=False)
     async def _run(self, only: list[str] | None) -> None:
+        from tui.checklist.runner import check_connection
         self.running = True
         self.redraw()
         try:
@@ -168,6 +195,7 @@ class ChecklistPane(Vertical):
         self.verify(only=ids)
 
     def _change_state(self, change) -> bool:
+        from tui.checklist.state import update_state
         if self.identity is None:
             self.notify("not verified yet: the database identity is not known", severity="warning")
             return False

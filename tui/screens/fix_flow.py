@@ -31,9 +31,18 @@ from textual.message import Message
 from textual.widget import Widget
 
 from tui.config import Config, TargetError
-from tui.fixes import label as fix_label
-from tui.fixes.base import FixError, FixRefused, get_fix_class, params_for_item, plan_fix, run_fix, run_followup
 from tui.model.fixes import FixResult, Plan
+
+
+def _fixes():
+    """tui.fixes and its guards, imported on first use: they are not needed for the first frame."""
+    from tui.fixes import base
+    return base
+
+
+def fix_label(name, params):
+    from tui.fixes import label
+    return label(name, params)
 from widgets.fix_plan import FixChoiceScreen, FixPlanScreen
 from widgets.fix_progress import FixProgressPanel
 
@@ -64,9 +73,9 @@ class FixController:
                  mount_target: Callable[[], Widget] | None = None) -> None:
         self.app = app
         self.config = config
-        self.planner = planner or plan_fix
-        self.runner = runner or run_fix
-        self.followup = followup or run_followup
+        self.planner = planner or (lambda *a, **k: _fixes().plan_fix(*a, **k))
+        self.runner = runner or (lambda *a, **k: _fixes().run_fix(*a, **k))
+        self.followup = followup or (lambda *a, **k: _fixes().run_followup(*a, **k))
         self.mount_target = mount_target
         self.running_item: str | None = None
         self.panel: FixProgressPanel | None = None
@@ -130,9 +139,9 @@ class FixController:
                             severity="warning")
             return False
         try:
-            fix_name, params = params_for_item(item)
-            writes = get_fix_class(fix_name).writes
-        except FixError as e:
+            fix_name, params = _fixes().params_for_item(item)
+            writes = _fixes().get_fix_class(fix_name).writes
+        except _fixes().FixError as e:
             self.app.notify(str(e), severity="error")
             return False
         if self.config.read_only and writes:
@@ -155,7 +164,7 @@ class FixController:
         try:
             try:
                 plan = await self.planner(self.config, fix_name, params, item_id=item_id, options=dict(self.UI_OPTIONS))
-            except (FixError, FixRefused, TargetError) as e:
+            except (_fixes().FixError, _fixes().FixRefused, TargetError) as e:
                 error = getattr(e, "reason", None) or str(e)
                 self.app.notify(f"{fix_name}: cannot plan: {error}", severity="error", timeout=8)
                 return
@@ -174,13 +183,13 @@ class FixController:
                 result = await self.runner(self.config, fix_name, params, item_id=item_id,
                                            confirmations=plan.confirmations, progress_cb=panel.update_progress,
                                            cancel_event=self._cancel, options=dict(self.UI_OPTIONS))
-            except FixRefused as e:
+            except _fixes().FixRefused as e:
                 error = e.reason
                 result = None
                 panel.show_result(FixResult(False, e.reason))
                 self.app.notify(e.reason, severity="warning", timeout=8)
                 return
-            except (TargetError, FixError) as e:
+            except (TargetError, _fixes().FixError) as e:
                 error = getattr(e, "reason", None) or str(e)
                 panel.show_result(FixResult(False, error))
                 self.app.notify(f"{fix_name}: {error}", severity="error", timeout=8)
@@ -200,7 +209,7 @@ class FixController:
                 if option and option != "keep":
                     try:
                         follow = await self.followup(self.config, result.choice, option, item_id=item_id)
-                    except (FixRefused, FixError, TargetError) as e:
+                    except (_fixes().FixRefused, _fixes().FixError, TargetError) as e:
                         follow = FixResult(False, getattr(e, "reason", None) or str(e))
                     if follow is not None:
                         panel.show_result(FixResult(False, f"{result.summary}; then: {follow.summary}",
