@@ -320,6 +320,8 @@ class TablesPoller:
         tables = []
         seen = {}
         for r in rows:
+            if r["total_bytes"] is None:  # dropped between the catalog read and its sizing: leave it out
+                continue
             key = (r["schema"], r["name"])
             total = int(r["total_bytes"])
             growth = None
