@@ -57,6 +57,7 @@ class KeyedTable(DataTable):
             self._cell_version[(rk, ColumnKey(ck) if isinstance(ck, str) else ck)] = v
 
     _taller_rows = False  # set for good once a row is not one line high
+    _bulk_adding = False  # sync_rows is refilling a cleared table (which repaints as a whole)
 
     def add_row(self, *cells, height: int | None = 1, key: str | None = None, label=None) -> RowKey:
         if height != 1:
@@ -65,7 +66,8 @@ class KeyedTable(DataTable):
         self._row_version[row_key] = self._row_born[row_key] = next(_versions)
         # DataTable relies on the change of virtual size (a relayout) to paint a new row; a table
         # shorter than its window keeps its virtual size, so paint the row here
-        self.refresh_row(self._row_locations.get(row_key))
+        if not self._bulk_adding:
+            self.refresh_row(self._row_locations.get(row_key))
         return row_key
 
     def update_cell(self, row_key, column_key, value, *, update_width: bool = False) -> None:
@@ -493,6 +495,10 @@ def sync_rows(table: DataTable, rows: list[tuple[str, tuple]]) -> int:
     want_set = set(want)
     kept = [k for k in order if k in want_set]
     incremental = kept == want[: len(kept)] and len(want_set) == len(want)
+    if incremental and len(order) - len(kept) > max(8, len(kept)):
+        # most rows go (idle sessions hidden again): removing them one by one costs a pass over
+        # every row each, so draw the table afresh
+        incremental = False
     col_keys = [c.key for c in table.ordered_columns]
     written = 0
     if not incremental:
@@ -504,12 +510,19 @@ def sync_rows(table: DataTable, rows: list[tuple[str, tuple]]) -> int:
         order.clear()
         last = table.__dict__.setdefault("_keyed_cells", {})
         last.clear()
-        for key, cells in rows:
-            table.add_row(*cells, key=key)
-            state[key] = tuple(_sig(c) for c in cells)
-            last[key] = cells
-            order.append(key)
-            written += len(cells)
+        bulk = isinstance(table, KeyedTable)
+        if bulk:
+            table._bulk_adding = True  # clear() repaints the whole table: no repaint per new row
+        try:
+            for key, cells in rows:
+                table.add_row(*cells, key=key)
+                state[key] = tuple(_sig(c) for c in cells)
+                last[key] = cells
+                order.append(key)
+                written += len(cells)
+        finally:
+            if bulk:
+                table._bulk_adding = False
         if cursor_key in state:
             table.move_cursor(row=order.index(cursor_key), animate=False, scroll=False)
         return written
@@ -532,7 +545,15 @@ def sync_rows(table: DataTable, rows: list[tuple[str, tuple]]) -> int:
         sigs = tuple(_sig(c) for c in cells)
         old = state.get(key)
         if old is None:
-            table.add_row(*cells, key=key)
+            if keyed:
+                table._bulk_adding = True  # painted below with the changed rows, in runs
+                try:
+                    table.add_row(*cells, key=key)
+                finally:
+                    table._bulk_adding = False
+                changed_rows.append(key)
+            else:
+                table.add_row(*cells, key=key)
             order.append(key)
             written += len(cells)
         elif old != sigs:

@@ -194,7 +194,7 @@ class ConnectionsPane(Vertical):
             return
         blockers = {b for x in s.sessions for b in x.blocked_by}
         self.visible_sessions = self._filtered()
-        live = {x.pid for x in self.visible_sessions}
+        live = {x.pid for x in s.sessions}  # hidden idle ones too: toggling them back costs no new cells
         if len(self._row_cells) > 2 * len(live) + 50:  # forget sessions that are gone
             self._row_cells = {p: v for p, v in self._row_cells.items() if p in live}
         table = self.query_one("#sessions", DataTable)
