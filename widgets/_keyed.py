@@ -189,6 +189,18 @@ class KeyedTable(DataTable):
         for ck in self.columns:
             self._cell_version.pop((rk, ck), None)
 
+    def _update_dimensions(self, new_rows) -> None:
+        """DataTable's measures every cell of every new row (to widen auto-width columns and size
+        auto-height rows): ~200 rows of cells when the idle sessions are shown. With fixed-width
+        columns, one-line rows and no labels there is nothing to measure: only the virtual size."""
+        rows = self.rows
+        if (self._taller_rows or any(c.auto_width for c in self.columns.values())
+                or any(rows[k].label is not None for k in new_rows if k in rows)):
+            return super()._update_dimensions(new_rows)
+        header = self.header_height if self.show_header else 0
+        width = sum(c.get_render_width(self) for c in self.columns.values()) + self._row_label_column_width
+        self.virtual_size = Size(width, len(rows) + header)
+
     def validate_virtual_size(self, size: Size) -> Size:
         """A table shorter than its window counts as tall as the window: rows coming and going
         there change nothing outside the table, so they cost no layout of the screen."""
