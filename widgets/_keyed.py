@@ -57,16 +57,17 @@ class KeyedTable(DataTable):
             self._cell_version[(rk, ColumnKey(ck) if isinstance(ck, str) else ck)] = v
 
     _taller_rows = False  # set for good once a row is not one line high
-    _bulk_adding = False  # sync_rows is refilling a cleared table (which repaints as a whole)
 
-    def add_row(self, *cells, height: int | None = 1, key: str | None = None, label=None) -> RowKey:
+    def add_row(self, *cells, height: int | None = 1, key: str | None = None, label=None,
+                repaint: bool = True) -> RowKey:
+        """DataTable's, and the new row painted (``repaint=False``: the caller repaints, in runs)."""
         if height != 1:
             self._taller_rows = True
         row_key = super().add_row(*cells, height=height, key=key, label=label)
         self._row_version[row_key] = self._row_born[row_key] = next(_versions)
         # DataTable relies on the change of virtual size (a relayout) to paint a new row; a table
         # shorter than its window keeps its virtual size, so paint the row here
-        if not self._bulk_adding:
+        if repaint:
             self.refresh_row(self._row_locations.get(row_key))
         return row_key
 
@@ -77,14 +78,7 @@ class KeyedTable(DataTable):
             self.touch_cells(row_key, (column_key,))
             self._layout_version = next(_versions)
             return
-        rk = RowKey(row_key) if isinstance(row_key, str) else row_key
-        ck = ColumnKey(column_key) if isinstance(column_key, str) else column_key
-        if rk not in self._row_locations or ck not in self._column_locations:
-            raise CellDoesNotExist(f"No cell exists for row_key={rk!r}, column_key={ck!r}.")
-        self._data[rk][ck] = value
-        self._update_count += 1  # DataTable's own caches must not serve the old cell
-        self.touch_cells(rk, (ck,))
-        self.refresh_row(self._row_locations.get(rk))
+        self.update_cells(row_key, {column_key: value})
 
     def update_cells(self, row_key, changes: dict, *, repaint: bool = True) -> None:
         """Several cells of one row at once (column key: value): one touch and one repaint of the row
@@ -100,7 +94,7 @@ class KeyedTable(DataTable):
                 raise CellDoesNotExist(f"No cell exists for row_key={rk!r}, column_key={ck!r}.")
             data[ck] = value
             keys.append(ck)
-        self._update_count += 1
+        self._update_count += 1  # DataTable's own caches must not serve the old cells
         self.touch_cells(rk, keys)
         if repaint:
             self.refresh_row(self._row_locations.get(rk))
@@ -123,7 +117,7 @@ class KeyedTable(DataTable):
                 top, bottom = self._get_row_region(first), self._get_row_region(last)
                 self._refresh_region(Region(top.x, top.y, top.width, bottom.bottom - top.y))
             return
-        width, header = self._row_width(), (self.header_height if self.show_header else 0)
+        width, header = max(self.size.width, self._column_layout()[1]), (self.header_height if self.show_header else 0)
         window = self.window_region
         scroll = -self.scroll_offset
         for first, last in runs:
@@ -131,30 +125,27 @@ class KeyedTable(DataTable):
             if window.overlaps(region):  # DataTable._refresh_region, without its lookups per row
                 self.refresh(region.translate(scroll))
 
-    _row_width_memo: tuple = (None, 0)
-
-    def _row_width(self) -> int:
-        """The width of a row (every column and the label), once per layout, not once per row."""
-        version, width = self._row_width_memo
-        if version != self._layout_version:
-            width = sum(c.get_render_width(self) for c in self.columns.values())
-            self._row_width_memo = (self._layout_version, width)
-        return max(self.size.width, width + self._row_label_column_width)
-
     def _get_row_region(self, row_index: int) -> Region:
         """DataTable's sums the heights of every row above (sorting all rows each time); rows one
         line high, as all of these are, sit at their index."""
         if self._taller_rows or not self.is_valid_row_index(row_index):
             return super()._get_row_region(row_index)
-        return Region(0, row_index + (self.header_height if self.show_header else 0), self._row_width(), 1)
+        return Region(0, row_index + (self.header_height if self.show_header else 0),
+                      max(self.size.width, self._column_layout()[1]), 1)
 
     def update_cell_at(self, coordinate, value, *, update_width: bool = False) -> None:
         super().update_cell_at(coordinate, value, update_width=update_width)
         self._layout_version = next(_versions)  # rare: forget every line
 
     def add_column(self, *args, **kw):
-        self._layout_version = next(_versions)
-        return super().add_column(*args, **kw)
+        try:
+            return super().add_column(*args, **kw)
+        finally:
+            self._layout_version = next(_versions)
+
+    def _update_column_widths(self, updated_cells) -> None:
+        super()._update_column_widths(updated_cells)
+        self._layout_version = next(_versions)  # an auto-width column may have widened
 
     def remove_column(self, column_key) -> None:
         self._layout_version = next(_versions)
@@ -196,10 +187,11 @@ class KeyedTable(DataTable):
         rows = self.rows
         if (self._taller_rows or any(c.auto_width for c in self.columns.values())
                 or any(rows[k].label is not None for k in new_rows if k in rows)):
-            return super()._update_dimensions(new_rows)
+            super()._update_dimensions(new_rows)
+            self._layout_version = next(_versions)  # auto widths may have moved
+            return
         header = self.header_height if self.show_header else 0
-        width = sum(c.get_render_width(self) for c in self.columns.values()) + self._row_label_column_width
-        self.virtual_size = Size(width, len(rows) + header)
+        self.virtual_size = Size(self._column_layout()[1], len(rows) + header)
 
     def validate_virtual_size(self, size: Size) -> Size:
         """A table shorter than its window counts as tall as the window: rows coming and going
@@ -258,7 +250,7 @@ class KeyedTable(DataTable):
         sig = self._frame_sig
         if sig is None or sig[0] is not base_style:
             sig = (base_style, self.size.width, self._layout_version, self._row_label_column_width,
-                   tuple(c.get_render_width(self) for c in self.ordered_columns), self.cursor_type,
+                   self._column_layout()[0], self.cursor_type,
                    self.show_cursor, self._show_hover_cursor, self._pseudo_class_state, self.fixed_rows,
                    self.fixed_columns)
             if self._in_frame:
@@ -522,19 +514,13 @@ def sync_rows(table: DataTable, rows: list[tuple[str, tuple]]) -> int:
         order.clear()
         last = table.__dict__.setdefault("_keyed_cells", {})
         last.clear()
-        bulk = isinstance(table, KeyedTable)
-        if bulk:
-            table._bulk_adding = True  # clear() repaints the whole table: no repaint per new row
-        try:
-            for key, cells in rows:
-                table.add_row(*cells, key=key)
-                state[key] = tuple(_sig(c) for c in cells)
-                last[key] = cells
-                order.append(key)
-                written += len(cells)
-        finally:
-            if bulk:
-                table._bulk_adding = False
+        quiet = {"repaint": False} if isinstance(table, KeyedTable) else {}  # clear() repaints it all
+        for key, cells in rows:
+            table.add_row(*cells, key=key, **quiet)
+            state[key] = tuple(_sig(c) for c in cells)
+            last[key] = cells
+            order.append(key)
+            written += len(cells)
         if cursor_key in state:
             table.move_cursor(row=order.index(cursor_key), animate=False, scroll=False)
         return written
@@ -558,11 +544,7 @@ def sync_rows(table: DataTable, rows: list[tuple[str, tuple]]) -> int:
         old = state.get(key)
         if old is None:
             if keyed:
-                table._bulk_adding = True  # painted below with the changed rows, in runs
-                try:
-                    table.add_row(*cells, key=key)
-                finally:
-                    table._bulk_adding = False
+                table.add_row(*cells, key=key, repaint=False)  # painted below with the changed rows, in runs
                 changed_rows.append(key)
             else:
                 table.add_row(*cells, key=key)

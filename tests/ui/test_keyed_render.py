@@ -29,7 +29,13 @@ def cells(i: int) -> tuple:
 
 
 class Pair(App):
+    """A KeyedTable beside a DataTable with the same columns and rows."""
     CSS = "DataTable { width: 1fr; height: 1fr; }"
+
+    def __init__(self, columns=COLUMNS, rows=None):
+        super().__init__()
+        self.columns = columns
+        self.rows = rows if rows is not None else [cells(i) for i in range(12)]
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -38,10 +44,10 @@ class Pair(App):
 
     def on_mount(self) -> None:
         for t in self.query(DataTable):
-            for key, width in COLUMNS:
+            for key, width in self.columns:
                 t.add_column(key, key=key, width=width)
-            for i in range(12):
-                t.add_row(*cells(i), key=str(i))
+            for i, row in enumerate(self.rows):
+                t.add_row(*row, key=str(i))
 
 
 def lines(table) -> list:
@@ -131,30 +137,10 @@ def ascii_cells() -> list:
     return out
 
 
-class Column(App):
-    CSS = "DataTable { width: 1fr; height: 1fr; }"
-
-    def __init__(self, values, width):
-        super().__init__()
-        self.values, self.width = values, width
-
-    def compose(self) -> ComposeResult:
-        with Horizontal():
-            yield KeyedTable(id="fast", cursor_type="row")
-            yield DataTable(id="slow", cursor_type="row")
-
-    def on_mount(self) -> None:
-        for t in self.query(DataTable):
-            t.add_column("one", key="one", width=self.width)
-            t.add_column("two", key="two", width=1)
-            for i, v in enumerate(self.values):
-                t.add_row(v, v, key=str(i))
-
-
 @pytest.mark.parametrize("width", [6, 1])
 async def test_ascii_cells_match_datatable_at_every_justify_and_overflow(width):
     values = ascii_cells()
-    app = Column(values, width)
+    app = Pair(columns=(("one", width), ("two", 1)), rows=[(v, v) for v in values])
     async with app.run_test(size=(60, len(values) + 2)) as pilot:
         app.set_focus(None)
         await pilot.pause()
