@@ -120,16 +120,12 @@ def make_config(args: argparse.Namespace, target=None) -> Config:
 
 async def check_target(cfg: Config) -> dict:
     """Connect once to prove the target is good; return its identity."""
-    from tui.db.connect import connect
+    from tui.db.connect import connect, target_identity
 
     conn = await connect(cfg.target, timeout=cfg.connect_timeout, role="check",
                          statement_timeout_ms=cfg.statement_timeout_ms)
     try:
-        row = await conn.fetchrow(
-            "SELECT current_setting('server_version_num')::int AS version_num, current_database() AS database, "
-            "(SELECT system_identifier FROM pg_control_system()) AS system_identifier"
-        )
-        return dict(row)
+        return await target_identity(conn)
     finally:
         await conn.close()
 

@@ -80,3 +80,11 @@ async def connect(
         raise
     except Exception as exc:  # every way it can fail becomes one clear line
         raise TargetError(target.display, describe_error(exc, timeout)) from None
+
+
+async def target_identity(conn) -> dict:
+    """The server version, database and system identifier: the query that proves a target good."""
+    row = await conn.fetchrow(
+        "SELECT current_setting('server_version_num')::int AS version_num, current_database() AS database, "
+        "(SELECT system_identifier FROM pg_control_system()) AS system_identifier")
+    return dict(row)

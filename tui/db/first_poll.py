@@ -14,11 +14,8 @@ import time
 from dataclasses import dataclass
 
 from tui.config import Config, TargetError
-from tui.db.connect import connect
+from tui.db.connect import connect, target_identity
 from tui.db.poller import ConnectionsPoller, ServerPoller
-
-IDENTITY_SQL = ("SELECT current_setting('server_version_num')::int AS version_num, current_database() AS database, "
-                "(SELECT system_identifier FROM pg_control_system()) AS system_identifier")
 
 
 @dataclass
@@ -62,8 +59,7 @@ class FirstPoll:
         conn = await connect(cfg.target, timeout=cfg.connect_timeout, role="poll",
                              statement_timeout_ms=cfg.statement_timeout_ms)
         try:
-            row = await conn.fetchrow(IDENTITY_SQL)
-            self.identity = dict(row)
+            self.identity = await target_identity(conn)  # what check_target proves
             try:
                 pre.info = await pre.server_poller.poll(conn, with_size=True)
                 pre.connections = await pre.connections_poller.poll(conn, include_idle=self.include_idle)

@@ -315,12 +315,15 @@ class PreflightApp(App):
             return None
 
     def on_server_polled(self, message: ServerPolled) -> None:
+        self._show_server(message.info)
+
+    def _show_server(self, info) -> None:
         header, conns = self._main(ServerHeader), self._main(ConnectionsPane)
         try:
             if header is not None:
-                header.show(info=message.info)
+                header.show(info=info)
             if conns is not None:
-                conns.record_total(message.info.connections, message.info.max_connections)
+                conns.record_total(info.connections, info.max_connections)
         except NoMatches:  # closing
             pass
 
@@ -334,7 +337,7 @@ class PreflightApp(App):
             self._hold_frame()
         try:
             if message.info is not None:
-                self.on_server_polled(ServerPolled(message.info))
+                self._show_server(message.info)
             self._show_polled(message)
         except NoMatches:  # a poll that lands while the app is closing: nothing left to draw on
             pass
