@@ -71,9 +71,13 @@ class Sessions:
         self.ready.wait(300)
 
     def stop(self):
+        """Close the sessions and stop the loop; never raises (it runs in the benchmarks' finally)."""
         async def close():
             await asyncio.gather(*(c.close() for c in self.conns), return_exceptions=True)
-        asyncio.run_coroutine_threadsafe(close(), self.loop).result(60)
+        try:
+            asyncio.run_coroutine_threadsafe(close(), self.loop).result(60)
+        except Exception:
+            pass
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
@@ -306,10 +310,7 @@ def main() -> int:
         if pgbench is not None:
             pgbench.terminate()
         if sessions is not None:
-            try:
-                sessions.stop()
-            except Exception:
-                pass
+            sessions.stop()
         c.destroy()
     print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, {args.seconds:.0f} s window, "
           f"1 s refresh, PostgreSQL {c.bindir.parent.name}:\n")

@@ -126,10 +126,7 @@ def main() -> int:
         k200 = asyncio.run(key_latency(dsn, (200, 60)))
     finally:
         if sessions is not None:
-            try:
-                sessions.stop()
-            except Exception:
-                pass
+            sessions.stop()
         c.destroy()
     print(f"\n{args.sessions:,} sessions ({args.sessions - 5} idle, 5 idle in transaction), {args.tables:,} tables, "
           f"PostgreSQL {c.bindir.parent.name}, {args.rounds} polls each:\n")
