@@ -9,17 +9,13 @@ import shutil
 
 import pytest
 
-from tui.cluster import ClusterError, start_cluster
 
 
 @pytest.fixture(scope="session")
 def cluster():
-    try:
-        c = start_cluster()
-    except ClusterError as e:
-        pytest.fail(str(e))
-    yield c
-    c.destroy()
+    from tests.pg.pg_helpers import own_cluster
+
+    yield from own_cluster()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from rich.style import Style
 from rich.text import Text
 from textual._segment_tools import line_crop
 from textual.cache import LRUCache
-from textual.coordinate import Coordinate
 from textual.strip import Strip
 from textual.widgets import DataTable
 from textual._two_way_dict import TwoWayDict

@@ -4,10 +4,10 @@ a slow statement). Waits poll with a timeout; nothing sleeps for state."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import asyncpg
 import pytest
+from pg_helpers import wait_until
 
 DB = "snapdb"
 SCHEMA = 'Sales "EU" ü'
@@ -17,15 +17,6 @@ HIDDEN_ROLE = "watcher"
 HIDDEN_PW = "w4tcher-Pw-123"
 
 
-async def wait_until(fn, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = await fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

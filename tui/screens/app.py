@@ -9,7 +9,6 @@ import asyncio
 import gc
 import os
 import time
-from collections import deque
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
