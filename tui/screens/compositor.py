@@ -5,8 +5,9 @@ of all the dirty regions for all of its lines. A poll round dirties the header (
 the top two rows) and a few table rows lower down, so that box was the whole width of the top of
 the screen, and each frame re-rendered some thirty widgets (tabs, the checklist side, every
 container) whole: about 0.15 ms a widget, most of a frame's cost. Only what lies in a dirty
-region reaches the terminal, so this one asks only the widgets that cross a dirty region, and
-only for the rows of the box. Full updates (a resize, a new screen) are Textual's own.
+region reaches the terminal, so this one asks only the widgets that still have something to paint
+in a dirty region (not the containers behind the widgets that changed), and only for those rows.
+Full updates (a resize, a new screen) are Textual's own.
 
 ``PreflightScreen`` is the app's default screen with it; tests/ui/test_compositor.py holds its
 output to Textual's for the same updates.
@@ -37,17 +38,34 @@ class DirtyOnlyCompositor(Compositor):
         if crop is None or not regions:
             yield from super()._get_renders(crop)
             return
-        top, height = crop.y, crop.height
+        # What is left to paint on each dirty line, as (x1, x2) spans. The widgets come front
+        # first and the first strip painted at a place wins, so a widget whose part of the dirty
+        # spans is already covered by widgets in front of it (a container behind its children)
+        # would be rendered for nothing: it is skipped.
+        left: dict[int, list[tuple[int, int]]] = {}
+        for y, x1, x2 in self._regions_to_spans(regions):
+            left.setdefault(y, []).append((x1, x2))
         for widget, (region, clip) in self.visible_widgets.items():
+            if not left:
+                return
             visible = region.intersection(clip)
-            if not any(visible.overlaps(r) for r in regions):
-                continue  # nothing of it reaches the terminal in this update
-            rows = visible.intersection(Region(visible.x, top, visible.width, height))
-            if not rows.area:
+            x1, x2, top, bottom = visible.x, visible.right, visible.y, visible.bottom
+            rows = [y for y in left if top <= y < bottom and any(a < x2 and b > x1 for a, b in left[y])]
+            if not rows:
                 continue
-            # the clip handed on is ``rows``: the compositor places the strips at region ∩ clip
-            yield region, rows, widget.render_lines(
-                Region(rows.x - region.x, rows.y - region.y, rows.width, rows.height))
+            first, last = min(rows), max(rows)
+            for y in range(first, last + 1):  # what this widget paints is covered from now on
+                spans = left.get(y)
+                if spans is not None:
+                    spans = [piece for a, b in spans for piece in ((a, min(b, x1)), (max(a, x2), b)) if piece[0] < piece[1]]
+                    if spans:
+                        left[y] = spans
+                    else:
+                        del left[y]
+            rows_region = Region(x1, first, visible.width, last - first + 1)
+            # the clip handed on is ``rows_region``: the compositor places the strips at region ∩ clip
+            yield region, rows_region, widget.render_lines(
+                Region(x1 - region.x, first - region.y, visible.width, last - first + 1))
 
 
 class PreflightScreen(Screen):
