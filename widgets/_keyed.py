@@ -231,24 +231,31 @@ class KeyedTable(DataTable):
 
     # -- rendering ----------------------------------------------------------------------------
     _frame_style: Style | None = None
+    _frame_width: int | None = None
     _in_frame = False
     _frame_sig: tuple | None = None
     _frame_console: tuple | None = None
 
     def render_lines(self, crop):
-        self._frame_style = self.rich_style  # once a frame, not once a line (it walks the ancestors)
+        # once a frame, not once a line: the style walks the ancestors, the size looks up the region
+        self._frame_style, self._frame_width = self.rich_style, self.size.width
         self._in_frame, self._frame_sig, self._frame_console = True, None, None
         try:
             return super().render_lines(crop)
         finally:
-            self._frame_style, self._in_frame, self._frame_sig, self._frame_console = None, False, None, None
+            self._frame_style, self._frame_width = None, None
+            self._in_frame, self._frame_sig, self._frame_console = False, None, None
+
+    def _width(self) -> int:
+        width = self._frame_width
+        return self.size.width if width is None else width
 
     def _line_sig(self, base_style: Style) -> tuple:
         """What every line of a frame depends on besides its own row: computed once a frame
         (a dozen reactives and the column widths), not once a line."""
         sig = self._frame_sig
         if sig is None or sig[0] is not base_style:
-            sig = (base_style, self.size.width, self._layout_version, self._row_label_column_width,
+            sig = (base_style, self._width(), self._layout_version, self._row_label_column_width,
                    self._column_layout()[0], self.cursor_type,
                    self.show_cursor, self._show_hover_cursor, self._pseudo_class_state, self.fixed_rows,
                    self.fixed_columns)
@@ -263,7 +270,7 @@ class KeyedTable(DataTable):
         if y >= (self.header_height if self.show_header else 0):
             y += scroll_y
         style = self._frame_style if self._frame_style is not None else self.rich_style
-        return self._render_line(y, scroll_x, scroll_x + self.size.width, style)
+        return self._render_line(y, scroll_x, scroll_x + self._width(), style)
 
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
                      cursor: bool = False, hover: bool = False):
@@ -433,7 +440,7 @@ class KeyedTable(DataTable):
                 parts[i] = lines[0]
         self._row_parts[row_key] = (sig, versions, parts)
         segments: list[Segment] = [seg for part in parts for seg in part]
-        widget_width = self.size.width
+        widget_width = self._width()
         remaining = max(0, widget_width - table_width)
         ext_hover = self.hover_coordinate.row == (row_index or 0)
         ext_key = (row_index, row_style, cursor, ext_hover, show_cursor, show_hover, self._pseudo_class_state,

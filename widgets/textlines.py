@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rich.cells import cell_len
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.geometry import Region
 from textual.strip import Strip
@@ -55,11 +56,20 @@ class TextLines(Static):
             if a != b:
                 self.refresh(Region(0, top + y, width, 1))
 
+    _frame: tuple[int, Style] | None = None
+
+    def render_lines(self, crop):
+        # the width and the style once a frame, not once a line (each walks the ancestors)
+        self._frame = (self.content_region.width, self.rich_style)
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame = None
+
     def render_line(self, y: int) -> Strip:
-        width = self.content_region.width
+        width, base = self._frame or (self.content_region.width, self.rich_style)
         if not (0 <= y < len(self._lines)) or width <= 0:
-            return Strip.blank(max(0, width), self.rich_style)
-        base = self.rich_style
+            return Strip.blank(max(0, width), base)
         key = (y, self._sigs[y], width, base)
         strip = self._line_strips.get(key)
         if strip is None:

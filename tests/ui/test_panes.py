@@ -401,3 +401,16 @@ async def test_pane_ready_tells_when_a_pane_has_data():
     async with empty.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert not empty.pane_ready("tab-connections") and not empty.pane_ready("tab-tables")
+
+
+async def test_a_theme_change_reaches_the_rendered_lines():
+    """The app keeps the current theme once per name: switching themes must still switch it."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.current_theme.name == app.theme
+        dark_ansi = app.ansi_theme
+        app.theme = "textual-light"
+        await pilot.pause()
+        assert app.current_theme.name == "textual-light"
+        assert app.ansi_theme is app.ansi_theme_light and app.ansi_theme is not dark_ansi

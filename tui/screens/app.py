@@ -86,6 +86,26 @@ class PreflightApp(App):
     def get_default_screen(self) -> PreflightScreen:
         return PreflightScreen(id="_default")
 
+    # Every line a frame renders asks for the ANSI theme, through current_theme, which copies the
+    # dict of all themes to look its name up: once per theme name instead.
+    _theme_memo: tuple = (None, None)
+
+    @property
+    def current_theme(self):
+        name, theme = self._theme_memo
+        if name != self.theme or theme is None:
+            theme = App.current_theme.fget(self)
+            self._theme_memo = (self.theme, theme)
+        return theme
+
+    def register_theme(self, theme) -> None:
+        super().register_theme(theme)
+        self._theme_memo = (None, None)
+
+    def unregister_theme(self, theme_name: str) -> None:
+        super().unregister_theme(theme_name)
+        self._theme_memo = (None, None)
+
     def compose(self) -> ComposeResult:
         cfg = self.config
         header = ServerHeader(cfg.target.display, cfg.refresh, id="header")
