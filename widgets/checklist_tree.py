@@ -8,18 +8,25 @@ the expanded set and the cursor are restored by id.
 """
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Input, ProgressBar, Static, Tree
+from textual.widgets import Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from tui.model.checklist import COLOURS, MANUAL, MARKS, PASS, PENDING, ChecklistView, ItemView, SectionView
+from widgets.textlines import TextLines
 
 SECTION_PREFIX = "section:"
+
+
+def _relabel(node: TreeNode, label: Text) -> None:
+    if node.label != label:
+        node.set_label(label)
 
 
 def item_label(item: ItemView, width: int = 70) -> Text:
@@ -112,10 +119,10 @@ class ChecklistTree(Tree[str]):
         self.checklist_view = view
         structure = [(s.id, tuple(i.id for i in s.items)) for s in view.sections]
         if structure == self._structure:
-            for s in view.sections:
-                self._by_key[SECTION_PREFIX + s.id].set_label(section_label(s))
+            for s in view.sections:  # a label is set (and its line repainted) only when it changed
+                _relabel(self._by_key[SECTION_PREFIX + s.id], section_label(s))
                 for it in s.items:
-                    self._by_key[it.id].set_label(item_label(it))
+                    _relabel(self._by_key[it.id], item_label(it))
             return
         first = self._structure is None
         expanded = {k for k, n in self._by_key.items() if n.is_expanded}
@@ -209,43 +216,59 @@ class ChecklistTree(Tree[str]):
         self.post_message(self.VerifyRequested())
 
 
-class ChecklistProgress(Vertical):
-    """One line of counts and a progress bar over the whole checklist."""
+class ChecklistProgress(TextLines):
+    """Two lines: the counts over the whole checklist with a bar of the share that passes, then
+    the status (verifying, when it was verified, or what went wrong). Text lines, not a
+    ProgressBar and two Statics: a verify repaints the lines that changed, with no relayout and
+    no timer of its own."""
 
     DEFAULT_CSS = """
-    ChecklistProgress { height: auto; padding: 0 1; }
-    ChecklistProgress > Horizontal { height: 1; }
-    ChecklistProgress #checklist-summary { width: 1fr; height: 1; }
-    ChecklistProgress ProgressBar { width: auto; height: 1; }
-    ChecklistProgress #checklist-status { height: auto; }
+    ChecklistProgress { height: 2; padding: 0 1; }
     """
+    BAR_MIN, BAR_MAX = 10, 30
 
-    def compose(self) -> ComposeResult:
-        with Horizontal():
-            yield Static("", id="checklist-summary")
-            yield ProgressBar(total=1, show_eta=False, id="checklist-bar")
-        yield Static("", id="checklist-status")
+    def __init__(self, **kw) -> None:
+        super().__init__("", **kw)
+        self._view: ChecklistView | None = None
+        self._status = Text()
 
     def show_message(self, message: str) -> None:
-        self.query_one("#checklist-status", Static).update(Text(message, style="dim"))
+        self._status = Text(message, style="dim")
+        self._draw()
 
     def show(self, view: ChecklistView, status: str = "") -> None:
-        t = Text(no_wrap=True, overflow="ellipsis")
-        t.append(view.title, style="bold")
-        t.append(f"  {view.passed}/{view.total} pass", style="green" if view.passed == view.total else "")
-        for s in ("fail", "error", "warn", "manual"):
-            n = view.count(s)
-            if n:
-                t.append(f"  {n} {s}", style=COLOURS[s])
-        self.query_one("#checklist-summary", Static).update(t)
-        bar = self.query_one("#checklist-bar", ProgressBar)
-        bar.update(total=max(view.total, 1), progress=view.passed)
+        self._view = view
         line = Text(no_wrap=True, overflow="ellipsis")
         if view.error:
             line.append(view.error, style="bold red")
         elif status:
             line.append(status, style="dim")
-        self.query_one("#checklist-status", Static).update(line)
+        self._status = line
+        self._draw()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        t = Text(no_wrap=True, overflow="ellipsis")
+        view = self._view
+        if view is not None:
+            t.append(view.title, style="bold")
+            t.append(f"  {view.passed}/{view.total} pass", style="green" if view.passed == view.total else "")
+            for s in ("fail", "error", "warn", "manual"):
+                n = view.count(s)
+                if n:
+                    t.append(f"  {n} {s}", style=COLOURS[s])
+            share = view.passed / view.total if view.total else 0.0
+            room = (self.content_region.width if self.is_mounted else 0) - cell_len(t.plain) - 7
+            width = min(self.BAR_MAX, room)
+            if width >= self.BAR_MIN:  # no room for a bar: the counts say it
+                done = round(share * width)
+                t.append("  ")
+                t.append("━" * done, style="green" if done == width else "yellow")
+                t.append("━" * (width - done), style="grey30")
+            t.append(f" {share:4.0%}")
+        self.update(Text("\n").join([t, self._status]))
 
 
 class ItemDetailsScreen(ModalScreen[None]):
