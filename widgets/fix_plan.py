@@ -7,9 +7,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
 
 from tui.model.fixes import Choice, FixResult, Plan
+from widgets.footer import KeyFooter
 
 
 def render_plan(plan: Plan, read_only: bool = False) -> Text:
@@ -101,7 +102,7 @@ class FixPlanScreen(ModalScreen[bool]):
                 if not refusal:
                     yield Button("Run (enter)", id="plan-run", variant="warning")
                 yield Button("Abort (esc)", id="plan-abort")
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         self._fit(self.app.size.height)

@@ -15,7 +15,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
-from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+from textual.widgets import DataTable, TabbedContent, TabPane
 
 from tui.config import Config, TargetError
 from tui.db.connect import connect
@@ -28,6 +28,7 @@ from tui.screens.fix_flow import FixCommands, FixController, FixFinished
 from widgets.checklist_tree import ChecklistTree
 from widgets.confirm import ConfirmSignalScreen
 from widgets.connections import ConnectionsPane, IdleToggled, SessionsSignalRequested
+from widgets.footer import KeyFooter
 from widgets.header import ServerHeader
 from widgets.host import HostPane
 from widgets.slow_queries import SlowQueriesPane
@@ -122,7 +123,7 @@ class PreflightApp(App):
                 with TabPane("4 Host", id="tab-host"):
                     yield HostPane(id="host")
             yield ChecklistPane(cfg, autorun=self.polling, canned=self.canned_checklist, id="checklist")
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         self.fixes = FixController(self, self.config)
