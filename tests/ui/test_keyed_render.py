@@ -170,3 +170,26 @@ async def test_row_regions_and_batched_repaints():
         assert sorted((r.y, r.height) for r in fast._repaint_regions) == [(2 + header, 2), (5 + header, 1)]
         await pilot.pause()
         assert lines(fast)[2 + header][0][0].startswith(" new")
+
+
+async def test_rows_coming_to_a_tall_table_lay_out_only_when_a_scrollbar_comes_or_goes():
+    """A table taller than its window takes new rows without a layout of the screen; its
+    scrollbar's thumb still follows, and a scrollbar that appears or goes still lays out."""
+    app = Pair(rows=[cells(i) for i in range(40)])
+    async with app.run_test(size=(100, 20)) as pilot:
+        await pilot.pause()
+        fast = app.query_one("#fast", KeyedTable)
+        assert fast.show_vertical_scrollbar
+        layouts = []
+        screen = app.screen
+        original = screen._refresh_layout
+        screen._refresh_layout = lambda *a, **k: (layouts.append(1), original(*a, **k))[1]
+        for i in range(40, 45):
+            fast.add_row(*cells(i), key=str(i))
+        await pilot.pause()
+        assert layouts == []
+        assert fast.virtual_size.height == 45 + 1 and fast.vertical_scrollbar.window_virtual_size == 46
+        for i in range(3, 45):
+            fast.remove_row(str(i))
+        await pilot.pause()
+        assert not fast.show_vertical_scrollbar and layouts  # the scrollbar went: a layout

@@ -69,6 +69,7 @@ class PreflightApp(App):
         self.show_idle = False
         self._wake = asyncio.Event()
         self._force = False
+        self._force_panes: set[str] = set()  # panes to poll at once, for a key that changed what they list
         self.server_poller = ServerPoller()
         self.connections_poller = ConnectionsPoller()
         # the first round, polled while the app was imported (tui.db.first_poll): shown at mount
@@ -236,10 +237,14 @@ class PreflightApp(App):
             if self.paused:
                 await self._sleep(cfg.refresh)
                 continue
+            prompt = self._force or bool(self._force_panes)  # a key asked: paint it without the hold
             if self._force:
                 self._force = False
                 for k in due:
                     due[k] = 0.0
+            for k in self._force_panes:
+                due[k] = 0.0
+            self._force_panes.clear()
             pending = None
             try:
                 now = time.monotonic()
@@ -258,7 +263,7 @@ class PreflightApp(App):
                         self.post_message(ConnectionChanged(ConnectionState("connected", last_ok_at=last_ok)))
                 pane = self.visible_pane()
                 if pane is not None and time.monotonic() >= due[pane]:
-                    await self._poll_pane(pane, conn, pending)
+                    await self._poll_pane(pane, conn, pending, prompt=prompt)
                     pending = None
                     # a pane polled as often as the server polls in the same round as the server
                     # (one frame a round); polls never overlap, each round runs them one by one
@@ -288,7 +293,7 @@ class PreflightApp(App):
             next_at = min(due["server"], due[pane] if pane else due["server"])
             await self._sleep(max(0.05, next_at - time.monotonic()))
 
-    async def _poll_pane(self, pane: str, conn, info=None) -> None:
+    async def _poll_pane(self, pane: str, conn, info=None, prompt: bool = False) -> None:
         """Poll a pane and post its data, with ``info`` (this round's server poll) if given.
         If the pane's poll fails, ``info`` is posted on its own before the error goes up."""
         self.polls[pane] += 1
@@ -316,7 +321,7 @@ class PreflightApp(App):
             if info is not None:
                 self.post_message(ServerPolled(info))
             raise
-        self.post_message(PanePolled(pane, data, info=info))
+        self.post_message(PanePolled(pane, data, info=info, prompt=prompt))
         for n in notices:
             self.post_message(PartTurnedOff(n))
 
@@ -353,7 +358,7 @@ class PreflightApp(App):
             header.show(state=message.state)
 
     def on_pane_polled(self, message: PanePolled) -> None:
-        if self._first_data_seen:  # not the first round: that one paints at once
+        if self._first_data_seen and not message.prompt:  # the first round and a key's paint at once
             self._hold_frame()
         try:
             if message.info is not None:
@@ -429,8 +434,11 @@ class PreflightApp(App):
         self.notify(message.notice, severity="warning", timeout=8)
 
     def on_idle_toggled(self, message: IdleToggled) -> None:
+        """The table is redrawn from what it has at once; the sessions are polled again at once,
+        with or without the idle ones (not the server or the database size: they did not change)."""
         self.show_idle = message.show_idle
-        self.action_refresh_now()
+        self._force_panes.add("connections")
+        self._wake.set()
 
     # -- cancel / terminate --------------------------------------------------------
     # The writes go through the fix machinery (tui.fixes: cancel_backend, terminate_backend), which

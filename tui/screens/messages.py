@@ -24,12 +24,13 @@ class PanePolled(Message):
     """A pane's poll finished: ``pane`` is "connections", "slow", "tables" or "host"."""
 
     def __init__(self, pane: str, data: ConnectionsSnapshot | SlowQueriesSnapshot | TablesSnapshot | HostSnapshot | None,
-                 message: str = "", info: ServerInfo | None = None) -> None:
+                 message: str = "", info: ServerInfo | None = None, prompt: bool = False) -> None:
         super().__init__()
         self.pane = pane
         self.data = data
         self.message = message
         self.info = info  # the server poll of the same round, drawn in the same frame
+        self.prompt = prompt  # polled because of a key: painted at once, not held for the round
 
 
 class PartTurnedOff(Message):
