@@ -222,3 +222,17 @@ async def test_table_growth_per_minute_from_successive_polls(cluster):
         assert t.growth_bytes_per_min is not None and t.growth_bytes_per_min >= grown  # over far less than a minute
     finally:
         await conn.close()
+
+
+async def test_showing_idle_sessions_polls_the_sessions_at_once(scene, state_dir):
+    """`i` lists the idle sessions from a poll of its own, made at once: at a 30 s refresh only
+    that poll can bring them, and it polls neither the server nor the database size again."""
+    p = scene["pids"]
+    app = PreflightApp(Config(target=resolve_target(scene["dsn"], env={}), state_dir=state_dir, refresh=30.0))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: str(p["waiter"]) in table_keys(app, "#sessions"), what="the first poll")
+        server_polls, session_polls = app.polls["server"], app.polls["connections"]
+        assert str(p["idle"]) not in table_keys(app, "#sessions")
+        await pilot.press("i")
+        await until(pilot, lambda: str(p["idle"]) in table_keys(app, "#sessions"), timeout=5, what="idle sessions")
+        assert app.polls["connections"] == session_polls + 1 and app.polls["server"] == server_polls

@@ -68,8 +68,8 @@ class PreflightApp(App):
         self.paused = False
         self.show_idle = False
         self._wake = asyncio.Event()
-        self._force = False
-        self._force_panes: set[str] = set()  # panes to poll at once, for a key that changed what they list
+        # what a key asked to poll at once: a pane whose listing it changed, or everything ("r")
+        self._poll_now: set[str] = set()
         self.server_poller = ServerPoller()
         self.connections_poller = ConnectionsPoller()
         # the first round, polled while the app was imported (tui.db.first_poll): shown at mount
@@ -237,14 +237,10 @@ class PreflightApp(App):
             if self.paused:
                 await self._sleep(cfg.refresh)
                 continue
-            prompt = self._force or bool(self._force_panes)  # a key asked: paint it without the hold
-            if self._force:
-                self._force = False
-                for k in due:
-                    due[k] = 0.0
-            for k in self._force_panes:
+            prompt = bool(self._poll_now)  # a key asked: paint it without the round's hold
+            for k in (due if "all" in self._poll_now else self._poll_now):
                 due[k] = 0.0
-            self._force_panes.clear()
+            self._poll_now.clear()
             pending = None
             try:
                 now = time.monotonic()
@@ -437,7 +433,7 @@ class PreflightApp(App):
         """The table is redrawn from what it has at once; the sessions are polled again at once,
         with or without the idle ones (not the server or the database size: they did not change)."""
         self.show_idle = message.show_idle
-        self._force_panes.add("connections")
+        self._poll_now.add("connections")
         self._wake.set()
 
     # -- cancel / terminate --------------------------------------------------------
@@ -490,7 +486,7 @@ class PreflightApp(App):
         self.notify("Paused" if self.paused else "Resumed", timeout=2)
 
     def action_refresh_now(self) -> None:
-        self._force = True
+        self._poll_now.add("all")
         self._wake.set()
 
     def action_show_tab(self, n: int) -> None:
