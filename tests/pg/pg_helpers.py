@@ -30,3 +30,16 @@ def own_cluster():
         pytest.fail(str(e))
     yield c
     c.destroy()
+
+
+async def fresh_database(cluster, name: str) -> str:
+    """Drop ``name`` if a previous run left it, create it empty, and return its DSN."""
+    import asyncpg
+
+    admin = await asyncpg.connect(cluster.dsn("postgres"))
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    return cluster.dsn(name)

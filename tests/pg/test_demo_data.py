@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import asyncpg
 import pytest
+from pg_helpers import own_cluster
 
-from tui.cluster import ClusterError, start_cluster, wait_for
+from tui.cluster import wait_for
 from tui.demo.data import (
     FUNNEL_EVENTS,
     MIGRATION_NAMES,
@@ -44,12 +44,7 @@ def scalar(dsn: str, sql: str, *args):
 
 @pytest.fixture(scope="module")
 def demo_cluster():
-    try:
-        c = start_cluster()
-    except ClusterError as e:
-        pytest.fail(str(e))
-    yield c
-    c.destroy()
+    yield from own_cluster()
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import time
 
 import asyncpg
 import pytest
+from pg_helpers import fresh_database
 from textual.widgets import DataTable
 
 from tui import audit
@@ -120,12 +121,7 @@ async def test_live_terminate_needs_a_second_confirmation(scene, state_dir):
 
 
 async def test_optional_pg_stat_statements_turns_off_once_on_permission_error(cluster, snapdb):
-    admin = await asyncpg.connect(cluster.dsn("postgres"))
-    try:
-        await admin.execute("DROP DATABASE IF EXISTS privdb WITH (FORCE)")
-        await admin.execute("CREATE DATABASE privdb")
-    finally:
-        await admin.close()
+    await fresh_database(cluster, "privdb")
     admin = await asyncpg.connect(cluster.dsn("privdb"))
     try:
         await admin.execute("CREATE EXTENSION pg_stat_statements")
@@ -202,12 +198,7 @@ async def test_not_preloaded_pg_stat_statements_names_the_fix(state_dir):
 async def test_table_growth_per_minute_from_successive_polls(cluster):
     from tui.db.poller import TablesPoller
 
-    admin = await asyncpg.connect(cluster.dsn("postgres"))
-    try:
-        await admin.execute("DROP DATABASE IF EXISTS growdb WITH (FORCE)")
-        await admin.execute("CREATE DATABASE growdb")
-    finally:
-        await admin.close()
+    await fresh_database(cluster, "growdb")
     conn = await asyncpg.connect(cluster.dsn("growdb"))
     try:
         await conn.execute("CREATE TABLE growing (id int, pad text)")

@@ -10,6 +10,7 @@ import sys
 
 import asyncpg
 import pytest
+from pg_helpers import fresh_database
 
 from tui.config import Config, resolve_target
 from tui.db.snapshot import take_snapshot
@@ -160,12 +161,7 @@ async def test_bad_target_is_one_line_exit_2():
 async def test_tables_ranking_catches_a_table_loaded_since_its_last_analyze(cluster):
     """Candidates come from the catalog (relpages, as of the last VACUUM/ANALYZE) and the statistics
     (tuples counted at commit): a table bulk-loaded a moment ago ranks by the second."""
-    admin = await asyncpg.connect(cluster.dsn("postgres"))
-    try:
-        await admin.execute("DROP DATABASE IF EXISTS rankdb WITH (FORCE)")
-        await admin.execute("CREATE DATABASE rankdb")
-    finally:
-        await admin.close()
+    await fresh_database(cluster, "rankdb")
     conn = await asyncpg.connect(cluster.dsn("rankdb"))
     try:
         for i in range(60):  # 60 analyzed tables of one page each outrank an unanalyzed table by relpages
@@ -187,12 +183,7 @@ async def test_tables_poll_without_tables_still_reports_the_database_size(cluste
     comes from database_size.sql on its own."""
     from tui.db.poller import TablesPoller
 
-    admin = await asyncpg.connect(cluster.dsn("postgres"))
-    try:
-        await admin.execute("DROP DATABASE IF EXISTS notablesdb WITH (FORCE)")
-        await admin.execute("CREATE DATABASE notablesdb")
-    finally:
-        await admin.close()
+    await fresh_database(cluster, "notablesdb")
     conn = await asyncpg.connect(cluster.dsn("notablesdb"))
     try:
         snap = await TablesPoller().poll(conn)
@@ -212,12 +203,7 @@ async def test_tables_poll_keeps_skipping_a_locked_table_once_the_statement_is_g
     size function that would queue behind the lock (lock_timeout would turn it into a skipped round)."""
     from tui.db.poller import TablesPoller
 
-    admin = await asyncpg.connect(cluster.dsn("postgres"))
-    try:
-        await admin.execute("DROP DATABASE IF EXISTS lockeddb WITH (FORCE)")
-        await admin.execute("CREATE DATABASE lockeddb")
-    finally:
-        await admin.close()
+    await fresh_database(cluster, "lockeddb")
     setup = await asyncpg.connect(cluster.dsn("lockeddb"))
     locker = await asyncpg.connect(cluster.dsn("lockeddb"))
     conn = await asyncpg.connect(cluster.dsn("lockeddb"), server_settings={"lock_timeout": "500"})
