@@ -88,6 +88,15 @@ class PreflightApp(App):
     def get_default_screen(self) -> PreflightScreen:
         return PreflightScreen(id="_default")
 
+    def get_driver_class(self):
+        """Textual's Linux driver, with an input thread that sleeps until there is input
+        (tui.screens.driver); any other driver (Windows, TEXTUAL_DRIVER) as Textual picks it."""
+        chosen = super().get_driver_class()
+        if (chosen.__module__, chosen.__name__) == ("textual.drivers.linux_driver", "LinuxDriver"):
+            from tui.screens.driver import QuietLinuxDriver
+            return QuietLinuxDriver
+        return chosen
+
     # Every line a frame renders asks for the ANSI theme, through current_theme, which copies the
     # dict of all themes to look its name up: once per theme name instead.
     _theme_memo: tuple = (None, None)
