@@ -470,9 +470,12 @@ class KeyedTable(DataTable):
                 {"row": row_index, "column": 0, "out_of_bounds": True})
             self._extend_styles[ext_key] = extend_style
         segments.append(Segment(" " * remaining, extend_style))
-        if x1 == 0 and x2 == widget_width and table_width <= widget_width:
-            # every cell is exactly its column's width: the line is exactly the widget's (no crop to do)
-            return Strip(Segment.simplify(segments), widget_width)
+        if x1 == 0 and x2 == widget_width:
+            # every cell is exactly its column's width: whole cells up to the widget's edge, and
+            # the cell across it cropped (not the whole line measured again and truncated)
+            if table_width <= widget_width:
+                return Strip(Segment.simplify(segments), widget_width)
+            return Strip(Segment.simplify(_crop_parts(parts, columns, widget_width)), widget_width)
         return Strip(line_crop(segments, x1, x2, widget_width)).adjust_cell_length(widget_width, base_style).simplify()
 
     _columns_memo: tuple = (None, (), 0)
@@ -485,6 +488,22 @@ class KeyedTable(DataTable):
             width = sum(w for _, w in columns)
             self._columns_memo = (self._layout_version, columns, width)
         return columns, width + self._row_label_column_width
+
+
+def _crop_parts(parts: list, columns: tuple, width: int) -> list[Segment]:
+    """The segments of the first ``width`` cells of a row whose parts are each exactly their
+    column's width."""
+    out: list[Segment] = []
+    pos = 0
+    for part, (_key, part_width) in zip(parts, columns):
+        if pos + part_width <= width:
+            out.extend(part)
+            pos += part_width
+            continue
+        if pos < width:
+            out.extend(line_crop(part, 0, width - pos, part_width))
+        break
+    return out
 
 
 def _truncate(text: str, width: int, overflow: str) -> str:

@@ -64,12 +64,15 @@ async def compare(app: Pair) -> int:
     return len(a)
 
 
-async def test_fast_rows_match_datatable_with_cursor_and_after_updates():
+# at 120 columns each table is wider than its rows; at 70 its rows are cut at its right edge
+@pytest.mark.parametrize("screen_width", [120, 70])
+async def test_fast_rows_match_datatable_with_cursor_and_after_updates(screen_width):
     app = Pair()
-    async with app.run_test(size=(120, 20)) as pilot:
+    async with app.run_test(size=(screen_width, 20)) as pilot:
         app.set_focus(None)
         await pilot.pause()
         fast, slow = app.query_one("#fast", KeyedTable), app.query_one("#slow", DataTable)
+        assert (fast._column_layout()[1] > fast.size.width) == (screen_width == 70)
         assert await compare(app) == fast.size.height
         for row in (0, 3, 11):
             fast.move_cursor(row=row)
