@@ -434,3 +434,25 @@ async def test_footer_rebuilds_only_when_its_keys_change():
         await pilot.pause()
         shown = [k.description for k in footer.query(FooterKey)]
         assert "Mean/total" in shown and "Idle" not in shown
+
+
+async def test_a_keys_frame_is_painted_before_the_rows_it_asked_for():
+    """`i` redraws the table from what it has; the sessions it asked the server for, however soon
+    they come back, are drawn after that frame, not into it (which would hold the key's answer
+    back by a screenful of new rows)."""
+    from tui.screens.messages import PanePolled
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        pane = app.query_one(ConnectionsPane)
+        order: list[str] = []
+        display, show = app._display, pane.show_snapshot
+        app._display = lambda screen, update: (order.append("frame"), display(screen, update))[1]
+        pane.show_snapshot = lambda snap: (order.append("rows"), show(snap))[1]
+        reply = connections(SESSIONS[:3])
+        pane.action_toggle_idle()  # the key's own redraw: the table is dirty, no frame painted yet
+        app.post_message(PanePolled("connections", reply, prompt=True))  # a reply that came at once
+        await wait_for(pilot, lambda: "rows" in order and order[-1] == "frame")
+        assert order.index("frame") < order.index("rows")
+        assert rows(app) == ["101", "102", "103"]  # and the reply's rows were drawn after all

@@ -363,6 +363,13 @@ class PreflightApp(App):
             header.show(state=message.state)
 
     def on_pane_polled(self, message: PanePolled) -> None:
+        if message.prompt and not message.deferred:
+            # polled because of a key: the key's own frame (drawn from what the pane had) is painted
+            # first, then these rows; a reply that came back quickly would otherwise be drawn
+            # into that frame and hold it back by the time it takes to draw a screenful of rows
+            message.deferred = True
+            self.call_after_refresh(self.on_pane_polled, message)
+            return
         if self._first_data_seen and not message.prompt:  # the first round and a key's paint at once
             self._hold_frame()
         try:
