@@ -77,3 +77,17 @@ async def test_stop_wakes_the_waiting_thread(driver):
     d.exit_event.set()
     thread.join(5)
     assert not thread.is_alive()  # woken by the pipe: its select has no timeout while idle
+
+
+async def test_a_closed_driver_never_writes_to_its_old_pipe():
+    d = _Recorder(object())
+    d.close()
+    r, w = os.pipe()  # may take the numbers the driver's pipe had
+    try:
+        d.exit_event.set()
+        os.set_blocking(r, False)
+        with pytest.raises(BlockingIOError):
+            os.read(r, 1)
+    finally:
+        os.close(r)
+        os.close(w)

@@ -37,13 +37,15 @@ class _WakingEvent(threading.Event):
 
     def __init__(self, wake_fd: int):
         super().__init__()
-        self._wake_fd = wake_fd
+        self.wake_fd: int | None = wake_fd  # None once the driver has closed the pipe
 
     def set(self) -> None:
         super().set()
+        if self.wake_fd is None:
+            return
         try:
-            os.write(self._wake_fd, b"x")
-        except OSError:  # the pipe is full (already woken) or closed (driver closed)
+            os.write(self.wake_fd, b"x")
+        except OSError:  # the pipe is full: the thread has a wake-up waiting already
             pass
 
 
@@ -89,6 +91,7 @@ class QuietLinuxDriver(LinuxDriver):
 
     def close(self) -> None:
         super().close()
+        self.exit_event.wake_fd = None  # its number may be reused once closed: never write to it
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)
