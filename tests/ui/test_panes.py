@@ -456,3 +456,17 @@ async def test_a_keys_frame_is_painted_before_the_rows_it_asked_for():
         await wait_for(pilot, lambda: "rows" in order and order[-1] == "frame")
         assert order.index("frame") < order.index("rows")
         assert rows(app) == ["101", "102", "103"]  # and the reply's rows were drawn after all
+
+
+@pytest.mark.parametrize("key", ["i", "r"])
+async def test_a_key_that_asks_for_a_poll_lets_go_of_a_held_repaint(key):
+    """A poll round holds its repaint for a moment so that its parts paint as one frame; a key
+    pressed meanwhile must not wait for the rest of the round."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.FRAME_HOLD_S = 60.0  # a round that would hold the screen for the whole test
+        app._hold_frame()
+        assert app._frame_held and app._batch_count == 1
+        await pilot.press(key)
+        assert not app._frame_held and app._batch_count == 0

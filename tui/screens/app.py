@@ -368,6 +368,7 @@ class PreflightApp(App):
             # first, then these rows; a reply that came back quickly would otherwise be drawn
             # into that frame and hold it back by the time it takes to draw a screenful of rows
             message.deferred = True
+            self._release_frame()  # a round that landed since the key must not hold that frame back
             self.call_after_refresh(self.on_pane_polled, message)
             return
         if self._first_data_seen and not message.prompt:  # the first round and a key's paint at once
@@ -449,8 +450,7 @@ class PreflightApp(App):
         """The table is redrawn from what it has at once; the sessions are polled again at once,
         with or without the idle ones (not the server or the database size: they did not change)."""
         self.show_idle = message.show_idle
-        self._poll_now.add("connections")
-        self._wake.set()
+        self._poll_at_once("connections")
 
     # -- cancel / terminate --------------------------------------------------------
     # The writes go through the fix machinery (tui.fixes: cancel_backend, terminate_backend), which
@@ -502,8 +502,14 @@ class PreflightApp(App):
         self.notify("Paused" if self.paused else "Resumed", timeout=2)
 
     def action_refresh_now(self) -> None:
-        self._poll_now.add("all")
+        self._poll_at_once("all")
+
+    def _poll_at_once(self, what: str) -> None:
+        """A key asked for a poll now (a pane, or "all"). A poll round's repaint held back at this
+        moment is let go: the key's own frame must not wait for the rest of that round."""
+        self._poll_now.add(what)
         self._wake.set()
+        self._release_frame()
 
     def action_show_tab(self, n: int) -> None:
         tabs = self._main(TabbedContent)
