@@ -19,7 +19,6 @@ from tui.screens.app import PreflightApp
 from widgets.confirm import ConfirmSignalScreen, QueryDetailScreen
 from widgets.connections import ConnectionsPane
 from widgets.slow_queries import SlowQueriesPane
-from widgets.table_sizes import TableSizesPane
 
 pytestmark = pytest.mark.ui
 
