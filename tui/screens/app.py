@@ -363,14 +363,16 @@ class PreflightApp(App):
             header.show(state=message.state)
 
     def on_pane_polled(self, message: PanePolled) -> None:
-        if message.prompt and not message.deferred:
+        if message.prompt:
             # polled because of a key: the key's own frame (drawn from what the pane had) is painted
             # first, then these rows; a reply that came back quickly would otherwise be drawn
             # into that frame and hold it back by the time it takes to draw a screenful of rows
-            message.deferred = True
             self._release_frame()  # a round that landed since the key must not hold that frame back
-            self.call_after_refresh(self.on_pane_polled, message)
-            return
+            self.call_after_refresh(self._draw_polled, message)
+        else:
+            self._draw_polled(message)
+
+    def _draw_polled(self, message: PanePolled) -> None:
         if self._first_data_seen and not message.prompt:  # the first round and a key's paint at once
             self._hold_frame()
         try:

@@ -30,8 +30,7 @@ class PanePolled(Message):
         self.data = data
         self.message = message
         self.info = info  # the server poll of the same round, drawn in the same frame
-        self.prompt = prompt  # polled because of a key: painted at once, not held for the round
-        self.deferred = False  # a key's poll waits for the key's own frame once (app.on_pane_polled)
+        self.prompt = prompt  # polled because of a key: painted right after the key's frame, not held
 
 
 class PartTurnedOff(Message):
