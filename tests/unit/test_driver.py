@@ -91,3 +91,38 @@ async def test_a_closed_driver_never_writes_to_its_old_pipe():
     finally:
         os.close(r)
         os.close(w)
+
+
+async def test_closed_input_is_dropped_not_polled_again(monkeypatch):
+    """At end of input (stdin closed) the thread stops watching it, rather than waking on it at
+    once again and again, and still stops when asked."""
+    import selectors
+
+    import tui.screens.driver as driver_mod
+
+    made = []
+
+    class Recorded(selectors.DefaultSelector):
+        def __init__(self):
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(driver_mod.selectors, "DefaultSelector", Recorded)
+    r, w = os.pipe()
+    d = _Recorder(object())
+    d.fileno = r
+    thread = threading.Thread(target=d.run_input_thread, daemon=True)
+    thread.start()
+    try:
+        os.close(w)  # end of input
+        deadline = time.monotonic() + 5
+        while not (made and r not in made[0].get_map()):
+            assert time.monotonic() < deadline, "the closed input is still watched"
+            thread.join(0.01)
+        assert thread.is_alive()
+    finally:
+        d.exit_event.set()
+        thread.join(5)
+        d.close()
+        os.close(r)
+    assert not thread.is_alive()

@@ -64,7 +64,6 @@ class QuietLinuxDriver(LinuxDriver):
         with selectors.DefaultSelector() as selector:
             selector.register(fileno, selectors.EVENT_READ)
             selector.register(wake_r, selectors.EVENT_READ)
-            reading = True
             while not self.exit_event.is_set():
                 for key, _mask in selector.select(select_timeout(parser, get_time())):
                     if key.fd == wake_r:
@@ -72,9 +71,7 @@ class QuietLinuxDriver(LinuxDriver):
                         continue
                     data = decode(os.read(fileno, 4096))
                     if not data:  # stdin closed: stop reading it, wait only for the exit
-                        if reading:
-                            selector.unregister(fileno)
-                            reading = False
+                        selector.unregister(fileno)
                         continue
                     for event in parser.feed(data):
                         self.process_message(event)
@@ -86,7 +83,7 @@ class QuietLinuxDriver(LinuxDriver):
         try:
             while os.read(self._wake_r, 512):
                 pass
-        except (BlockingIOError, OSError):
+        except OSError:  # empty (BlockingIOError) or closed
             pass
 
     def close(self) -> None:
