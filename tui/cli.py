@@ -77,9 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(c, top=False)
     c.add_argument("--format", choices=("text", "json", "junit", "markdown"), default="text")
 
-    f = sub.add_parser("fix", help="run the fix of a checklist item")
+    f = sub.add_parser("fix", help="run the fix of a checklist item, or of every failing item (--all)")
     _add_common(f, top=False)
-    f.add_argument("item_id", metavar="ITEM_ID")
+    f.add_argument("item_id", metavar="ITEM_ID", nargs="?")
+    f.add_argument("--all", action="store_true",
+                   help="one combined plan of every failing item's fix, run step by step, then verify all")
     f.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     f.add_argument("--yes", action="store_true", help="run without asking (required with no terminal)")
     f.add_argument("--restore-dsn", help="backup_test: restore onto this server instead")
@@ -103,6 +105,7 @@ def make_config(args: argparse.Namespace, target=None) -> Config:
     state_dir = args.state_dir or (Path(env_state) if env_state else default_state_dir())
     no_color = bool(args.no_color or os.environ.get("NO_COLOR"))
     kw = {}
+    kw["from_memory"] = frozenset(k for k in ("checklist", "app_root", "backup_dir") if getattr(args, k, None) is None)
     if getattr(args, "refresh", None):
         kw["refresh"] = args.refresh
     return Config(
@@ -200,6 +203,8 @@ def dispatch(args: argparse.Namespace) -> int:
 
         return run_report(cfg, args.output)
     if cmd == "fix":
+        if bool(args.item_id) == bool(getattr(args, "all", False)):
+            raise UsageError("fix needs an ITEM_ID or --all (not both)")
         from tui.fixes.headless import run_fix_command
 
         return run_fix_command(cfg, args)

@@ -337,3 +337,6 @@ class Config:
     backup_dir: Path | None = None
     no_color: bool = False
     idle_in_xact_threshold_s: float = 60.0
+    #: settings the command line did not give ("checklist", "app_root", "backup_dir"): they may come
+    #: from what is remembered for the database (tui.checklist.runner.resolve_checklist)
+    from_memory: frozenset = frozenset()

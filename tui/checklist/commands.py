@@ -33,19 +33,14 @@ def _warn(msg: str) -> None:
     print(f"pgpreflight: warning: {msg}", file=sys.stderr)
 
 
-def _load(cfg):
-    from tui.checklist.runner import checklist_for
-
-    checklist = checklist_for(cfg)
-    for w in checklist.warnings:
-        _warn(w)
-    return checklist
-
-
-def _run(cfg, checklist):
+def _run(cfg):
+    """Connect, take the database's checklist (--checklist, else the one remembered for it, ...), check.
+    A checklist file that cannot be used raises ChecklistError; a bad target TargetError (tui.cli)."""
     from tui.checklist.runner import check_database
 
-    run = asyncio.run(check_database(cfg, checklist))
+    run = asyncio.run(check_database(cfg, None))
+    for w in run.checklist.warnings:
+        _warn(w)
     for w in run.state.warnings:
         _warn(w)
     return run
@@ -55,11 +50,10 @@ def run_check(cfg, fmt: str = "text") -> int:
     from tui.checklist.report import FORMATS
 
     try:
-        checklist = _load(cfg)
+        run = _run(cfg)  # TargetError goes up to tui.cli: one line, exit 2
     except ChecklistError as e:
         _err(str(e))
         return EXIT_USAGE
-    run = _run(cfg, checklist)  # TargetError goes up to tui.cli: one line, exit 2
     if fmt == "text":
         color = sys.stdout.isatty() and not cfg.no_color
         out = FORMATS["text"](run, color=color)
@@ -70,26 +64,26 @@ def run_check(cfg, fmt: str = "text") -> int:
 
 
 def run_report(cfg, output: Path | None = None) -> int:
-    from tui.checklist.report import signoff_report, summary_line
+    """The sign-off report. Exit 0 when the database is ready (nothing fails, nothing awaits a person),
+    1 when it is not, 2 on a usage, connection or file error."""
+    from tui.checklist.report import is_ready, signoff_report, summary_line, write_report
 
     try:
-        checklist = _load(cfg)
+        run = _run(cfg)
     except ChecklistError as e:
         _err(str(e))
         return EXIT_USAGE
-    run = _run(cfg, checklist)
     text = signoff_report(run)
     if output is None or str(output) == "-":
         _out(text)
     else:
         try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(text, encoding="utf-8")
+            write_report(output, text)
         except OSError as e:
             _err(f"cannot write {output}: {e.strerror or e}")
             return EXIT_USAGE
         print(f"pgpreflight: report written to {output} ({summary_line(run)})", file=sys.stderr)
-    return EXIT_OK
+    return EXIT_OK if is_ready(run) else EXIT_FAIL
 
 
 def run_checklists(selected: str | None = None, cfg=None) -> int:

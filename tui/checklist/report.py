@@ -30,6 +30,7 @@ def summary_line(run: CheckRun) -> str:
 def to_json(run: CheckRun) -> str:
     doc = {
         "checklist": run.checklist.name,
+        "checklist_source": run.source,
         "database": run.database,
         "checked_at": _iso(run.checked_at),
         "items": [
@@ -127,26 +128,51 @@ def _figures(run_: dict | None) -> str:
     return out
 
 
-def signoff_report(run: CheckRun) -> str:
-    """The Markdown sign-off: every item with status and evidence, who ticked it and when, the notes,
-    and the last backup test and connection test with their figures."""
+def is_ready(run: CheckRun) -> bool:
+    """Ready for launch: nothing fails or errs, and nothing still awaits a person."""
+    return not any(r.status in (FAIL, ERROR) for r in run.results.values()) and not run.count(MANUAL)
+
+
+def _fix_runs(st) -> list[str]:
+    out = []
+    for name in sorted(st.fix_runs):
+        r = st.fix_run(name)
+        if r is not None:
+            item = f" for `{r['item']}`" if r.get("item") else ""
+            out.append(f"- `{name}`{item}: {_figures(r)}")
+    return out
+
+
+def signoff_report(run: CheckRun, *, signed_by: str | None = None, signed_at: str | None = None) -> str:
+    """The Markdown sign-off: the checklist used and why, every item with status and evidence, who ticked it
+    and when, the notes, and every fix that ran with its figures. ``signed_by``: the person who signed off
+    from the TUI (headless, a line is left to sign)."""
     st = run.state
     fails = [(it, r) for _, it, r in _rows(run) if r.status in (FAIL, ERROR)]
-    ready = not fails and not run.count(MANUAL)
+    ready = is_ready(run)
+    used = f"`{run.checklist.name}` ({run.checklist.title})"
+    if run.source and run.source != "given":
+        used += f", {run.source}"
     out = [f"# Launch sign-off: {run.checklist.title}", "",
            f"- Database: `{run.database}` (system identifier {run.identity.system_identifier}, "
            f"database {run.identity.database})",
+           f"- Checklist: {used}",
            f"- Checked: {_iso(run.checked_at)} in {run.duration_s:.2f} s",
            f"- Result: {', '.join(f'{run.count(s)} {s}' for s in STATUSES if run.count(s))}",
            f"- Verdict: **{'READY' if ready else 'NOT READY'}**"
-           + ("" if ready else f" ({len(fails)} failing, {run.count(MANUAL)} awaiting a person)"),
-           "", "## Tests run by pgpreflight", "",
-           f"- Backup test (dump, restore, row counts): {_figures(st.fix_run('backup_test'))}",
-           f"- Connection test: {_figures(st.fix_run('connection_test'))}", ""]
+           + ("" if ready else f" ({len(fails)} failing, {run.count(MANUAL)} awaiting a person)")]
+    if signed_by:
+        out.append(f"- Signed off by: {signed_by} at {signed_at or _iso(run.checked_at)}")
+    out += ["", "## Tests run by pgpreflight", "",
+            f"- Backup test (dump, restore, row counts): {_figures(st.fix_run('backup_test'))}",
+            f"- Connection test: {_figures(st.fix_run('connection_test'))}", ""]
+    runs = _fix_runs(st)
+    if runs:
+        out += ["## Fixes run on this database (the last run of each)", "", *runs, ""]
     if fails:
         out += ["## Blocking items", ""]
         for it, r in fails:
-            fix = f" — fix: `{it.fix.name}`" if it.fix else ""
+            fix = f" — fix: `pgpreflight fix {it.id}`" if it.fix else ""
             out.append(f"- **{it.id}** ({it.severity}) {it.title}: {r.detail}{fix}")
         out.append("")
     for s in run.checklist.sections:
@@ -167,8 +193,29 @@ def signoff_report(run: CheckRun) -> str:
         out.append("")
         if notes:
             out += ["Notes:", "", *notes, ""]
-    out += ["---", "", "Signed off by: ____________________  Date: ____________", ""]
+    if signed_by:
+        out += ["---", "", f"Signed off by: {signed_by}  Date: {signed_at or _iso(run.checked_at)}", ""]
+    else:
+        out += ["---", "", "Signed off by: ____________________  Date: ____________", ""]
     return "\n".join(out)
+
+
+def write_report(path, text: str) -> None:
+    """Write a report atomically (a reader never sees half of it); the parent directory is created."""
+    from tui.checklist.state import write_atomic
+
+    write_atomic(path, text, mode=0o644)
+
+
+def default_report_path(state_dir, run: CheckRun, at: float | None = None):
+    """<state dir>/reports/signoff-<database>-<UTC time>.md"""
+    import re
+    import time
+    from pathlib import Path
+
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(at if at is not None else run.checked_at))
+    db = re.sub(r"[^A-Za-z0-9_.-]", "_", run.identity.database) or "database"
+    return Path(state_dir) / "reports" / f"signoff-{db}-{stamp}.md"
 
 
 FORMATS = {"text": to_text, "json": to_json, "junit": to_junit, "markdown": to_markdown}

@@ -59,8 +59,99 @@ def default_checklist_name(config) -> str:
 
 
 def checklist_for(config) -> Checklist:
-    """The checklist ``--checklist`` names, else this database's default from the config file, else general."""
+    """The checklist ``--checklist`` names, else this database's default from the config file, else general.
+    Without a session: :func:`resolve_checklist` also knows what is remembered for the database."""
     return load_checklist(getattr(config, "checklist", None) or default_checklist_name(config))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The checklist for one database, and where that choice came from."""
+
+    config: object  # tui.config.Config with app_root/backup_dir from the remembered choice where not given
+    checklist: Checklist
+    source: str  # "--checklist", "remembered for this database (…)", "the database setting …", …
+
+
+_DB_SETTINGS_SQL = ("SELECT current_setting('pgpreflight.checklist', true) AS checklist, "
+                    "current_setting('pgpreflight.app_root', true) AS app_root, "
+                    "current_setting('pgpreflight.backup_dir', true) AS backup_dir")
+
+
+def _checklist_ref(name: str) -> str:
+    """What is remembered: a bundled name as it is, a file as its absolute path."""
+    from tui.checklist.spec import bundled_names
+
+    if name in bundled_names():
+        return name
+    return str(Path(name).expanduser().resolve())
+
+
+async def resolve_checklist(conn, config, state: ChecklistState | None = None) -> Resolved:
+    """The checklist for the database ``conn`` is on, first of:
+
+    1. ``--checklist`` (``config.checklist``);
+    2. what is remembered in the state for this database (chosen in the TUI, by ``--checklist``,
+       or by the demo), with the app root and backup directory it was chosen with;
+    3. the database's own ``pgpreflight.checklist`` setting (``ALTER DATABASE … SET
+       pgpreflight.checklist = 'images-mvp'``; ``pgpreflight.app_root`` and ``pgpreflight.backup_dir``
+       likewise);
+    4. the config file's ``[checklist.databases]``, then ``default``, then "general".
+
+    A remembered app root or backup directory is used only where the command line gave none."""
+    from dataclasses import replace
+
+    if config.checklist:
+        return Resolved(config, load_checklist(config.checklist), "--checklist")
+    if state is None:
+        identity = await fetch_identity(conn)
+        state = await asyncio.to_thread(load_state, config.state_dir, identity)
+    memory = getattr(config, "from_memory", frozenset())
+    chosen = state.chosen_checklist
+    source = None
+    values: dict = {}
+    if chosen:
+        values = dict(state.choice)
+        source = (f"remembered for this database (chosen by {values.get('by', '?')} at {values.get('at', '?')})")
+    else:
+        try:
+            row = await conn.fetchrow(_DB_SETTINGS_SQL)
+        except Exception:  # a standby, a role that may not read settings: go on without
+            row = None
+        if row is not None and row["checklist"]:
+            chosen = row["checklist"]
+            values = {"app_root": row["app_root"] or None, "backup_dir": row["backup_dir"] or None}
+            source = "the database setting pgpreflight.checklist"
+    if not chosen:
+        return Resolved(config, checklist_for(config), "config file or default")
+    kw = {}
+    if "app_root" in memory and values.get("app_root"):
+        kw["app_root"] = Path(values["app_root"])
+    if "backup_dir" in memory and values.get("backup_dir"):
+        kw["backup_dir"] = Path(values["backup_dir"])
+    return Resolved(replace(config, **kw) if kw else config, load_checklist(chosen), source)
+
+
+async def resolve_database_checklist(config) -> Resolved:
+    """:func:`resolve_checklist` on a session of its own (role "check"), for commands that have none yet."""
+    if config.checklist:
+        return Resolved(config, load_checklist(config.checklist), "--checklist")
+    from tui.db.connect import connect
+
+    conn = await connect(config.target, timeout=config.connect_timeout, role="check",
+                         statement_timeout_ms=config.statement_timeout_ms)
+    try:
+        return await resolve_checklist(conn, config)
+    finally:
+        await conn.close()
+
+
+def remember_choice(st: ChecklistState, config) -> None:
+    """Called on each run with ``--checklist``: that checklist (and its app root) is now this database's."""
+    if not config.checklist:
+        return
+    st.set_choice(_checklist_ref(config.checklist), app_root=str(config.app_root),
+                  backup_dir=str(config.backup_dir) if config.backup_dir else None)
 
 
 @dataclass
@@ -72,6 +163,7 @@ class CheckRun:
     state: ChecklistState
     checked_at: float
     duration_s: float
+    source: str = ""  # where the checklist choice came from (resolve_checklist)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results.values() if r.status == status)
@@ -98,7 +190,8 @@ async def check_connection(conn, config, checklist: Checklist, *, skip_kinds: It
         peaks = dict(state.peaks)
         try:
             state = await asyncio.to_thread(update_state, config.state_dir, identity,
-                                            lambda st: (st.set_results(results), st.merge_peaks(peaks)))
+                                            lambda st: (st.set_results(results), st.merge_peaks(peaks),
+                                                        remember_choice(st, config)))
         except OSError as e:  # the check stands; the file already there is left exactly as it was
             state.set_results(results)
             state.warnings = [w for w in warnings if not w.startswith("cannot read")] + [
@@ -110,14 +203,19 @@ async def check_connection(conn, config, checklist: Checklist, *, skip_kinds: It
 
 
 async def check_database(config, checklist: Checklist | None = None, **kw) -> CheckRun:
-    """Open a session (role "check"), run the checklist, close the session."""
+    """Open a session (role "check"), run the checklist (None: :func:`resolve_checklist`'s), close it."""
     from tui.db.connect import connect
 
-    checklist = checklist or checklist_for(config)
     conn = await connect(config.target, timeout=config.connect_timeout, role="check",
                          statement_timeout_ms=config.statement_timeout_ms)
     try:
-        return await check_connection(conn, config, checklist, **kw)
+        source = "given"
+        if checklist is None:
+            resolved = await resolve_checklist(conn, config)
+            config, checklist, source = resolved.config, resolved.checklist, resolved.source
+        run = await check_connection(conn, config, checklist, **kw)
+        run.source = source
+        return run
     finally:
         await conn.close()
 

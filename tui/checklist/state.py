@@ -16,7 +16,8 @@ File shape (version 1)::
      "results": {"pool.max": {"status": "fail", "detail": "max: 10 in server/db.ts line 28, needs ≥ 20",
                               "at": "…"}},
      "fix_runs": {"backup_test": {"at": "…", "ok": true, "by": "alice", "item": "backups.restore_tested",
-                                  "figures": {"dump_bytes": 123, "tables": 6}}}}
+                                  "figures": {"dump_bytes": 123, "tables": 6}}},
+     "choice": {"checklist": "images-mvp", "app_root": "/srv/metaextract", "by": "alice", "at": "…"}}
 """
 from __future__ import annotations
 
@@ -85,6 +86,8 @@ class ChecklistState:
     results: dict[str, dict] = field(default_factory=dict)
     fix_runs: dict[str, dict] = field(default_factory=dict)
     peaks: dict[str, dict] = field(default_factory=dict)  # e.g. connections: {value, at}, seen by checks
+    #: the checklist chosen for this database, remembered: {checklist, app_root?, backup_dir?, by, at}
+    choice: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # not saved: e.g. "corrupt file moved aside"
     unsaveable: bool = False  # a corrupt file that could not be moved aside: never overwrite it
 
@@ -129,6 +132,25 @@ class ChecklistState:
             run["detail"] = detail
         self.fix_runs[fix_name] = run
 
+    def set_choice(self, checklist: str, *, app_root: str | None = None, backup_dir: str | None = None,
+                   by: str | None = None, at: str | None = None) -> None:
+        """Remember the checklist chosen for this database (and the app root and backup directory it was
+        checked with), so that check, report and fix without --checklist use it."""
+        old = self.choice if isinstance(self.choice, dict) else {}
+        new: dict[str, Any] = {"checklist": str(checklist), "by": by or os_user(), "at": at or now_iso()}
+        same = old.get("checklist") == new["checklist"]
+        for key, value in (("app_root", app_root), ("backup_dir", backup_dir)):
+            if value is not None:
+                new[key] = str(value)
+            elif same and isinstance(old.get(key), str):
+                new[key] = old[key]
+        self.choice = new
+
+    @property
+    def chosen_checklist(self) -> str | None:
+        c = self.choice.get("checklist") if isinstance(self.choice, dict) else None
+        return c if isinstance(c, str) and c else None
+
     def observe_peak(self, name: str, value: float, *, window_s: float = 7 * 86400, at: str | None = None) -> dict:
         """Keep the highest value seen in the last ``window_s`` (an older peak is replaced)."""
         old = self.peaks.get(name)
@@ -158,6 +180,7 @@ class ChecklistState:
             "results": self.results,
             "fix_runs": self.fix_runs,
             "peaks": self.peaks,
+            "choice": self.choice,
         }
 
 
@@ -211,10 +234,15 @@ def load_state(state_dir: Path | str, identity: DatabaseIdentity) -> ChecklistSt
     st.results = dict(data.get("results", {}))
     st.fix_runs = dict(data.get("fix_runs", {}))
     st.peaks = dict(data.get("peaks", {}))
+    choice = data.get("choice", {})
+    st.choice = dict(choice) if isinstance(choice, dict) else {}
     return st
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never half of it:
+    a temp file in the same directory, fsync, chmod ``mode``, os.replace, fsync of the directory."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:
@@ -222,7 +250,7 @@ def _write_atomic(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -238,7 +266,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def save_state(state_dir: Path | str, state: ChecklistState) -> Path:
     path = state_path(state_dir, state.identity)
-    _write_atomic(path, json.dumps(state.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    write_atomic(path, json.dumps(state.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     return path
 
 

@@ -58,6 +58,7 @@ class ChecklistPane(Vertical):
         self.checked_at: float | None = None
         self.last_duration: float | None = None
         self.runs = 0
+        self.source = "--checklist" if config.checklist else ""
         self._conn = None
 
     def compose(self) -> ComposeResult:
@@ -86,7 +87,7 @@ class ChecklistPane(Vertical):
             return
         self._started = True
         self._load()
-        if self.autorun and self.checklist is not None:
+        if self.autorun and self.load_error is None:
             self.verify()
             self.set_interval(self.config.checklist_refresh, self.verify, name="checklist-refresh")
 
@@ -94,7 +95,9 @@ class ChecklistPane(Vertical):
         from tui.checklist.runner import checklist_for
         from tui.checklist.spec import ChecklistError
 
-        if self.checklist is None:
+        if self.checklist is None and (self.config.checklist or not self.autorun):
+            # without --checklist the database's own choice (remembered, or its pgpreflight.checklist
+            # setting) is resolved on the first run, once there is a session
             try:
                 self.checklist = checklist_for(self.config)
             except ChecklistError as e:
@@ -134,7 +137,9 @@ class ChecklistPane(Vertical):
     # -- running ---------------------------------------------------------------------------
     def verify(self, only: Iterable[str] | None = None) -> None:
         """Verify again now (all items, or ``only`` those ids). Runs never overlap."""
-        if self.checklist is None or self.canned is not None:
+        if self.canned is not None or self.load_error is not None:
+            return
+        if self.checklist is None and only is not None:
             return
         if self.running:
             return
@@ -164,6 +169,17 @@ class ChecklistPane(Vertical):
         self.redraw()
         try:
             conn = await self._session()
+            if self.checklist is None:
+                from tui.checklist.runner import resolve_checklist
+                from tui.checklist.spec import ChecklistError
+
+                try:
+                    resolved = await resolve_checklist(conn, self.config)
+                except ChecklistError as e:
+                    self.load_error = str(e)
+                    return
+                self.config, self.checklist = resolved.config, resolved.checklist
+                self.source = resolved.source
             run = await check_connection(conn, self.config, self.checklist, only=only)
             if only is None:
                 self.results = dict(run.results)
@@ -186,6 +202,30 @@ class ChecklistPane(Vertical):
             self.runs += 1
             self.redraw()
             self.post_message(ChecklistChecked(self.view))
+
+    def use_checklist(self, name: str) -> bool:
+        """Switch to checklist ``name`` (chosen in the TUI): it is remembered for this database with the
+        app root, and verified now."""
+        from dataclasses import replace
+
+        from tui.checklist.runner import remember_choice
+        from tui.checklist.spec import ChecklistError, load_checklist
+
+        try:
+            checklist = load_checklist(name)
+        except ChecklistError as e:
+            self.notify(str(e), severity="error")
+            return False
+        config = replace(self.config, checklist=name)
+        if self.identity is not None and not self._change_state(lambda st: remember_choice(st, config)):
+            return False
+        self.config, self.checklist, self.source = config, checklist, "chosen here"
+        self.results = {}
+        self.load_error = None
+        self.redraw()
+        self.verify()
+        self.notify(f"checklist {name}: remembered for this database", timeout=4)
+        return True
 
     # -- keys from the tree -----------------------------------------------------------------
     def _rerun_with_rollups(self, item_id: str) -> None:
