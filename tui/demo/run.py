@@ -6,12 +6,92 @@ import asyncio
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from tui.cluster import ClusterError, start_cluster
+
+DEMO_CHECKLIST = "images-mvp"
+CARRY_FILE = "demo-last.json"  # in the state dir: the identity of the last demo database
 
 
 def _say(msg: str) -> None:
     print(f"pgpreflight demo: {msg}", file=sys.stderr, flush=True)
+
+
+def demo_state_dir(args, throwaway: Path) -> tuple[Path, bool]:
+    """(state dir, kept): --state-dir, else PGPREFLIGHT_STATE_DIR (kept across demo runs), else the
+    demo's throwaway directory, removed with the cluster."""
+    import os
+
+    if getattr(args, "state_dir", None):
+        return Path(args.state_dir).expanduser(), True
+    env = os.environ.get("PGPREFLIGHT_STATE_DIR")
+    if env:
+        return Path(env).expanduser(), True
+    return throwaway, False
+
+
+async def prepare_demo_state(dsn: str, state_dir: Path, app_dir: Path, backup_dir: Path | None = None,
+                             *, carry: bool = True) -> None:
+    """Make the demo database's checklist images-mvp wherever it is checked from: remembered in the state
+    (with the app root), and as the database's own pgpreflight.* settings. With a kept state dir, the
+    ticks and notes of the previous demo database are carried over to this one (each demo is a new
+    cluster, so a new identity); its results and fix runs are not: they were about another database."""
+    import json
+
+    import asyncpg
+
+    from tui.checklist.state import fetch_identity, load_state, update_state, write_atomic
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        db = await conn.fetchval("SELECT current_database()")
+        for key, value in (("checklist", DEMO_CHECKLIST), ("app_root", str(app_dir)),
+                           ("backup_dir", str(backup_dir) if backup_dir else None)):
+            if value is not None:
+                await conn.execute(f"ALTER DATABASE \"{db}\" SET pgpreflight.{key} = "
+                                   + "'" + value.replace("'", "''") + "'")
+        identity = await fetch_identity(conn)
+    finally:
+        await conn.close()
+    previous = None
+    marker = Path(state_dir) / CARRY_FILE
+    if carry:
+        try:
+            prev = json.loads(marker.read_text(encoding="utf-8"))
+            from tui.checklist.state import DatabaseIdentity
+
+            previous = DatabaseIdentity(str(prev["system_identifier"]), str(prev["database"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            previous = None
+    old = load_state(state_dir, previous) if previous is not None and previous != identity else None
+
+    def change(st):
+        if old is not None:
+            for item_id, tick in old.ticks.items():
+                st.ticks.setdefault(item_id, tick)
+            for item_id, notes in old.notes.items():
+                st.notes.setdefault(item_id, list(notes))
+        st.set_choice(DEMO_CHECKLIST, app_root=str(app_dir), backup_dir=str(backup_dir) if backup_dir else None)
+
+    update_state(state_dir, identity, change)
+    write_atomic(marker, json.dumps({"system_identifier": identity.system_identifier,
+                                     "database": identity.database}) + "\n")
+
+
+def next_steps(dsn: str, state_dir: Path) -> list[str]:
+    """The headless commands to run against the demo (stderr of --no-ui). --state-dir is named unless
+    PGPREFLIGHT_STATE_DIR already points there."""
+    import os
+    import shlex
+
+    env = os.environ.get("PGPREFLIGHT_STATE_DIR")
+    same = env and Path(env).expanduser().resolve() == Path(state_dir).resolve()
+    base = f"--dsn {shlex.quote(dsn)}" + ("" if same else f" --state-dir {shlex.quote(str(state_dir))}")
+    return [f"pgpreflight check {base}",
+            f"pgpreflight report {base}",
+            f"pgpreflight fix --all --dry-run {base}",
+            f"pgpreflight fix --all --yes {base}"]
 
 
 def run_demo(args) -> int:
@@ -44,20 +124,25 @@ def run_demo(args) -> int:
         _say("creating the images-mvp database and its data…")
         dsn = asyncio.run(build_demo_database(cluster.dsn("postgres"), "metaextract"))
         app_dir = write_app_dir(cluster.base / "app")
+        state_dir, kept = demo_state_dir(args, cluster.base / "state")
+        asyncio.run(prepare_demo_state(dsn, state_dir, app_dir, carry=kept))
         if not getattr(args, "no_workload", False):
             workload = start_in_thread(dsn)
         if args.no_ui:
             print(dsn, flush=True)
-            _say(f"ready; the app's files are in {app_dir}; stop with Ctrl+C or SIGTERM")
+            _say(f"ready; the app's files are in {app_dir}; checklist state in {state_dir}"
+                 f"{'' if kept else ' (removed on exit)'}; stop with Ctrl+C or SIGTERM")
+            _say("check it, write the sign-off, fix it (images-mvp is remembered for this database):")
+            for line in next_steps(dsn, state_dir):
+                print(f"  {line}", file=sys.stderr, flush=True)
             while not stop.wait(0.5):
                 pass
             return EXIT_OK
         if args.app_root is None:
             args.app_root = app_dir
         if args.checklist is None:
-            args.checklist = "images-mvp"
-        if args.state_dir is None:
-            args.state_dir = cluster.base / "state"
+            args.checklist = DEMO_CHECKLIST
+        args.state_dir = state_dir
         cfg = make_config(args, target=resolve_target(dsn))
         from tui.screens.app import PreflightApp
 
