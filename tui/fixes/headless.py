@@ -27,9 +27,15 @@ def _err(msg: str) -> None:
     print(f"pgpreflight: error: {msg}", file=sys.stderr)
 
 
-def find_item(item_id: str, checklist_ref: str | None, cfg: Config | None = None):
-    """(checklist, item): the named checklist; else this database's default checklist (config file),
-    then the bundled ones (images-mvp first), the first that has the item."""
+def find_item(item_id: str, checklist_ref: str | None, cfg: Config | None = None, first: Checklist | None = None):
+    """(checklist, item): the named checklist; else ``first`` (the one resolved for this database: remembered,
+    or its pgpreflight.checklist setting), else this database's default checklist (config file), then the
+    bundled ones (images-mvp first), the first that has the item."""
+    if first is not None and not checklist_ref:
+        try:
+            return first, first.item(item_id)
+        except KeyError:
+            pass
     if checklist_ref:
         refs = [checklist_ref]
     else:
@@ -101,8 +107,20 @@ async def _reverify(cfg: Config, checklist: Checklist, item_id: str) -> str | No
         return f"could not verify again: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
 
 
+async def database_checklist(cfg: Config):
+    """(config, checklist or None): the checklist of this database when --checklist names none (remembered
+    for it, or its pgpreflight.checklist setting), with the app root and backup directory it goes with."""
+    if cfg.checklist:
+        return cfg, None
+    from tui.checklist.runner import resolve_database_checklist
+
+    resolved = await resolve_database_checklist(cfg)
+    return resolved.config, resolved.checklist
+
+
 async def _main(cfg: Config, args) -> int:
-    checklist, item = find_item(args.item_id, cfg.checklist, cfg)
+    cfg, first = await database_checklist(cfg)
+    checklist, item = find_item(args.item_id, cfg.checklist, cfg, first)
     for w in checklist.warnings:  # unknown keys: warned, and the fix still runs (as check and report do)
         print(f"pgpreflight: warning: {w}", file=sys.stderr)
     fix_name, params = params_for_item(item)
@@ -189,8 +207,113 @@ async def _main(cfg: Config, args) -> int:
     return EXIT_OK if res.ok else EXIT_FAIL
 
 
+def _cli_options(args) -> dict:
+    options = {"on_invalid": "drop", "on_violation": "keep" if getattr(args, "keep_not_valid", False) else "drop"}
+    if getattr(args, "restore_dsn", None):
+        options["restore_dsn"] = args.restore_dsn
+    if getattr(args, "lock_timeout", None):
+        options["lock_timeout_ms"] = int(args.lock_timeout * 1000)
+    return options
+
+
+async def _main_all(cfg: Config, args) -> int:
+    """fix --all: check, one combined plan, confirm once, run step by step, verify everything again."""
+    from tui.checklist.runner import check_database
+    from tui.fixes import preflight
+
+    cfg, first = await database_checklist(cfg)
+    checklist = first if first is not None else find_checklist(cfg)
+    for w in checklist.warnings:
+        print(f"pgpreflight: warning: {w}", file=sys.stderr)
+    before = await check_database(cfg, checklist)
+    options = _cli_options(args)
+    combined = await preflight.plan_all(cfg, checklist, before.results, options=options)
+    sys.stdout.write(combined.text())
+    if not combined.steps:
+        print("nothing to fix: no failing item has an automatic fix")
+        return EXIT_OK if not before.failed else EXIT_FAIL
+    if args.dry_run:
+        print(f"dry run: nothing was changed ({len(combined.runnable)} of {len(combined.steps)} step(s) can run)")
+        return EXIT_OK
+    if cfg.read_only:
+        from tui.fixes.base import get_fix_class
+
+        if any(get_fix_class(s.fix_name).writes for s in combined.runnable):
+            for s in combined.runnable:  # each refusal is audited, as a single fix's is
+                if get_fix_class(s.fix_name).writes:
+                    with contextlib.suppress(FixRefused):
+                        await run_fix(cfg, s.fix_name, dict(s.params), item_id=s.item_id, options=options)
+            raise FixRefused("read-only: refusing to run the combined plan (started with --read-only; nothing "
+                             "was changed)")
+    if not combined.runnable:
+        _err("no step can run: " + "; ".join(f"step {s.n}: {s.status_line}" for s in combined.steps))
+        return EXIT_USAGE
+    tty = sys.stdin is not None and sys.stdin.isatty()
+    if not args.yes:
+        if not tty:
+            _err("refusing to run without confirmation: there is no terminal to ask on; pass --yes "
+                 "(or --dry-run to see the plan only)")
+            return EXIT_USAGE
+        if not _ask(f"Run these {len(combined.runnable)} step(s)? [y/N] "):
+            print("not confirmed: nothing was changed")
+            return EXIT_USAGE
+
+    async def confirm_more(step) -> bool:
+        if args.yes:
+            return True
+        return tty and _ask(f"Step {step.n} ({step.item_id}) cannot be undone. Really? [y/N] ")
+
+    def on_start(step) -> None:
+        print(f"\n== step {step.n}/{len(combined.steps)}: {step.item_id} ({step.fix_name})", flush=True)
+
+    def on_outcome(outcome) -> None:
+        if outcome.result is not None:
+            sys.stdout.write(outcome.result.text())
+        else:
+            print(f"  {outcome.status}: {outcome.reason}")
+        sys.stdout.flush()
+
+    cancel = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, cancel.set)
+            installed.append(sig)
+    try:
+        outcomes = await preflight.run_all(cfg, combined, confirm_more=confirm_more, on_start=on_start,
+                                           on_outcome=on_outcome, progress_cb=_ProgressPrinter(),
+                                           cancel_event=cancel, options=options)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    after = await check_database(cfg, checklist)
+    print("\n== verified again")
+    for o in outcomes:
+        if o.status not in ("ok",):
+            print(f"  {o.line()}")
+    still = [item for item in preflight.failing_items(checklist, after.results)]
+    from tui.checklist.report import summary_line
+
+    print(f"steps: {preflight.summary(outcomes)}")
+    print(summary_line(after))
+    for item in still:
+        print(f"  still failing: {item.id}: {after.results[item.id].detail}")
+    if cancel.is_set():
+        return 130
+    return EXIT_OK if all(o.status in ("ok", "left out") for o in outcomes) else EXIT_FAIL
+
+
+def find_checklist(cfg: Config) -> Checklist:
+    from tui.checklist.runner import checklist_for
+
+    return checklist_for(cfg)
+
+
 def run_fix_command(cfg: Config, args) -> int:
     try:
+        if getattr(args, "all", False):
+            return asyncio.run(_main_all(cfg, args))
         return asyncio.run(_main(cfg, args))
     except FixRefused as e:
         _err(e.reason)
