@@ -68,6 +68,8 @@ class ChecklistTree(Tree[str]):
         Binding("f", "fix", "Fix", id="checklist.fix"),
         Binding("f", "fix_refused", "Fix: off (read-only)", id="checklist.fix.refused"),
         Binding("v", "verify", "Verify now", id="checklist.verify"),
+        Binding("F", "fix_all", "Fix all", id="checklist.fix_all"),
+        Binding("S", "signoff", "Sign off", id="checklist.signoff"),
     ]
 
     class TickToggled(Message):
@@ -98,6 +100,12 @@ class ChecklistTree(Tree[str]):
             super().__init__()
             self.item_id = item_id
             self.fix_name = fix_name
+
+    class FixAllRequested(Message):
+        """`F`: one combined plan of every failing item's fix (the screen that owns fixes runs it)."""
+
+    class SignoffRequested(Message):
+        """`S`: write the sign-off report."""
 
     class NotTickable(Message):
         def __init__(self, item_id: str, reason: str) -> None:
@@ -214,6 +222,14 @@ class ChecklistTree(Tree[str]):
 
     def action_verify(self) -> None:
         self.post_message(self.VerifyRequested())
+
+    def action_fix_all(self) -> None:
+        if self.fix_disabled_reason:
+            self.notify(self.fix_disabled_reason, severity="warning", timeout=4)
+        self.post_message(self.FixAllRequested())
+
+    def action_signoff(self) -> None:
+        self.post_message(self.SignoffRequested())
 
 
 class ChecklistProgress(TextLines):

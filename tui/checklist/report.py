@@ -207,14 +207,14 @@ def write_report(path, text: str) -> None:
     write_atomic(path, text, mode=0o644)
 
 
-def default_report_path(state_dir, run: CheckRun, at: float | None = None):
+def default_report_path(state_dir, database: str, at: float | None = None):
     """<state dir>/reports/signoff-<database>-<UTC time>.md"""
     import re
     import time
     from pathlib import Path
 
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(at if at is not None else run.checked_at))
-    db = re.sub(r"[^A-Za-z0-9_.-]", "_", run.identity.database) or "database"
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(at))
+    db = re.sub(r"[^A-Za-z0-9_.-]", "_", database) or "database"
     return Path(state_dir) / "reports" / f"signoff-{db}-{stamp}.md"
 
 

@@ -122,3 +122,84 @@ class FixResult:
                                                  if not isinstance(v, (dict, list))))
         out.append("  left behind: " + ("; ".join(self.left_behind) if self.left_behind else "nothing"))
         return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------------ preflight in one go (tui.fixes.preflight)
+@dataclass(frozen=True)
+class Step:
+    """One fix of the combined plan."""
+
+    n: int  # 1-based, in run order
+    item_id: str
+    item_title: str
+    fix_name: str
+    params: dict = field(hash=False, compare=True)
+    plan: Plan | None = None
+    error: str = ""  # the plan could not be made (one line)
+    objects: tuple[str, ...] = ()  # what it locks or changes: "table public.users", "file server/db.ts"
+    depends_on: tuple[int, ...] = ()  # steps that must have succeeded first
+
+    @property
+    def runnable(self) -> bool:
+        return self.plan is not None and not self.plan.blocked and not self.error
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.plan is not None and self.plan.nothing_to_do
+
+    @property
+    def status_line(self) -> str:
+        if self.error:
+            return f"cannot plan: {self.error}"
+        if self.plan is None:
+            return "no plan"
+        if self.plan.blocked:
+            return "cannot run: " + "; ".join(f"{p.name}: {p.detail}" for p in self.plan.blockers)
+        if self.plan.nothing_to_do:
+            return "nothing to do"
+        return self.plan.estimate or "ready"
+
+
+@dataclass(frozen=True)
+class CombinedPlan:
+    checklist: str
+    target: str
+    steps: tuple[Step, ...]
+    without_fix: tuple[tuple[str, str], ...] = ()  # (item id, why) of failing items no step covers
+
+    @property
+    def runnable(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.runnable)
+
+    def step(self, n: int) -> Step:
+        return next(s for s in self.steps if s.n == n)
+
+    def text(self) -> str:
+        out = [f"Preflight: {len(self.steps)} step(s) for the failing items of {self.checklist} on {self.target}"]
+        for s in self.steps:
+            after = f" (after step {', '.join(map(str, s.depends_on))})" if s.depends_on else ""
+            out.append("")
+            out.append(f"Step {s.n}/{len(self.steps)}: {s.item_id} — {s.item_title}{after}")
+            if not s.runnable or s.nothing_to_do:
+                out.append(f"  {s.status_line}")
+            if s.plan is not None:
+                out += ["  " + line for line in s.plan.text().rstrip("\n").splitlines()]
+        if self.without_fix:
+            out.append("")
+            out.append("Failing items without an automatic fix (a person acts, then verifies or ticks):")
+            out += [f"  {item_id}: {why}" for item_id, why in self.without_fix]
+        return "\n".join(out) + "\n"
+
+
+@dataclass
+class StepOutcome:
+    step: Step
+    status: str  # "ok" | "failed" | "cancelled" | "skipped" | "refused" | "left out" | "nothing to do"
+    result: FixResult | None = None
+    reason: str = ""
+
+    def line(self) -> str:
+        head = f"step {self.step.n} {self.step.item_id} ({self.step.fix_name}): {self.status}"
+        if self.result is not None:
+            return f"{head}: {self.result.summary}"
+        return head + (f": {self.reason}" if self.reason else "")

@@ -25,6 +25,7 @@ from tui.screens.messages import ConnectionChanged, PanePolled, PartTurnedOff, S
 from tui.screens.checklist_pane import ChecklistChecked, ChecklistPane
 from tui.screens.compositor import PreflightScreen
 from tui.screens.fix_flow import FixCommands, FixController, FixFinished
+from tui.screens.preflight_flow import PreflightController
 from widgets.checklist_tree import ChecklistTree
 from widgets.confirm import ConfirmSignalScreen
 from widgets.connections import ConnectionsPane, IdleToggled, SessionsSignalRequested
@@ -63,6 +64,7 @@ class PreflightApp(App):
         self.canned = snapshot
         self.canned_checklist = canned_checklist
         self.fixes: FixController | None = None
+        self.preflight: PreflightController | None = None
         self.polling = (snapshot is None) if poll is None else poll
         self.connection_history = list(connection_history or [])
         self.paused = False
@@ -137,6 +139,7 @@ class PreflightApp(App):
 
     def on_mount(self) -> None:
         self.fixes = FixController(self, self.config)
+        self.preflight = PreflightController(self, self.fixes)
         self._attach_checklist()
         self._apply_width(self.size.width)
         if self.canned is not None:
@@ -531,6 +534,7 @@ class PreflightApp(App):
         pane = self._main(ChecklistPane)
         if pane is not None and self.fixes is not None:
             self.fixes.checklist = pane.checklist
+            self.fixes.config = pane.config  # with the app root the database's checklist was chosen with
 
     def on_checklist_checked(self, message: ChecklistChecked) -> None:
         self._attach_checklist()
@@ -541,6 +545,24 @@ class PreflightApp(App):
         if self.fixes is not None and pane is not None and pane.checklist is not None:
             self.fixes.request_fix(message.item_id, pane.checklist)
 
+    def on_checklist_tree_fix_all_requested(self, message: ChecklistTree.FixAllRequested) -> None:
+        message.stop()
+        self.action_fix_all()
+
+    def on_checklist_tree_signoff_requested(self, message: ChecklistTree.SignoffRequested) -> None:
+        message.stop()
+        self.action_signoff()
+
+    def action_fix_all(self) -> None:
+        """`F`: one combined plan of every failing item's fix."""
+        if self.preflight is not None:
+            self.preflight.request_all(self._main(ChecklistPane))
+
+    def action_signoff(self) -> None:
+        """`S`: write the sign-off report."""
+        if self.preflight is not None:
+            self.preflight.request_signoff(self._main(ChecklistPane))
+
     def on_fix_finished(self, message: FixFinished) -> None:
         pane = self._main(ChecklistPane)
         if pane is not None:
@@ -548,6 +570,12 @@ class PreflightApp(App):
         self.action_refresh_now()
 
     async def action_quit(self) -> None:
+        if self.preflight is not None and self.fixes is not None and self.fixes.running_item == "preflight":
+            self.notify("Stopping the preflight run and cleaning up…", timeout=5)
+            self.preflight.cancel()
+            deadline = time.monotonic() + 60
+            while self.fixes.running_item == "preflight" and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
         if self.fixes is not None and self.fixes.running:
             self.notify("Stopping the running fix and cleaning up…", timeout=5)
             await self.fixes.shutdown()
@@ -598,6 +626,15 @@ class PreflightApp(App):
         pane = self._main(ChecklistPane)
         if pane is not None:
             yield SystemCommand("Checklist: verify again now", "v: run every check now", pane.verify)
+            yield SystemCommand("fix: every failing item", "F in the checklist: one combined plan, run step by step",
+                                self.action_fix_all)
+            yield SystemCommand("report: write the sign-off", "S in the checklist: the Markdown sign-off report",
+                                self.action_signoff)
+            from tui.checklist.spec import bundled_names
+
+            for name in bundled_names():
+                yield SystemCommand(f"checklist: use {name}", "remembered for this database from now on",
+                                    lambda name=name: pane.use_checklist(name))
         conns = self._main(ConnectionsPane)
         if conns is not None:
             for action, title, key in (("toggle_idle", "Connections: show or hide idle sessions", "i"),

@@ -59,6 +59,7 @@ class ChecklistPane(Vertical):
         self.last_duration: float | None = None
         self.runs = 0
         self.source = "--checklist" if config.checklist else ""
+        self.signoff_line = ""  # "sign-off written to PATH · READY" after S
         self._conn = None
 
     def compose(self) -> ComposeResult:
@@ -131,6 +132,8 @@ class ChecklistPane(Vertical):
             if self.last_duration is not None:
                 status += f" in {self.last_duration * 1000:.0f} ms"
             status += f" · again every {self.config.checklist_refresh:g} s and on v"
+        if self.signoff_line:
+            status = self.signoff_line + (f" · {status}" if status else "")
         self.query_one(ChecklistProgress).show(view, status)
         self.query_one(ChecklistTree).show(view)
 
@@ -203,6 +206,10 @@ class ChecklistPane(Vertical):
             self.redraw()
             self.post_message(ChecklistChecked(self.view))
 
+    def show_signoff(self, line: str) -> None:
+        self.signoff_line = line
+        self.redraw()
+
     def use_checklist(self, name: str) -> bool:
         """Switch to checklist ``name`` (chosen in the TUI): it is remembered for this database with the
         app root, and verified now."""
@@ -223,7 +230,7 @@ class ChecklistPane(Vertical):
         self.results = {}
         self.load_error = None
         self.redraw()
-        self.verify()
+        self._run(None)
         self.notify(f"checklist {name}: remembered for this database", timeout=4)
         return True
 
