@@ -69,6 +69,9 @@ class ChecklistTree(Tree[str]):
         Binding("f", "fix_refused", "Fix: off (read-only)", id="checklist.fix.refused"),
         Binding("v", "verify", "Verify now", id="checklist.verify"),
         Binding("F", "fix_all", "Fix all", id="checklist.fix_all"),
+        Binding("right_square_bracket", "next_open", "Next open", key_display="]", id="checklist.next_open"),
+        Binding("left_square_bracket", "previous_open", "Previous open", key_display="[", show=False,
+                id="checklist.previous_open"),
         Binding("S", "signoff", "Sign off", id="checklist.signoff"),
     ]
 
@@ -148,6 +151,17 @@ class ChecklistTree(Tree[str]):
             target = self._by_key[cursor]
             self.call_after_refresh(self.move_cursor, target)
 
+    def place_cursor_on_first_open(self) -> None:
+        """After the first verification: the cursor goes to the first item still open (not above the tree),
+        unless the operator has moved it below the first line already."""
+        ids = self.open_items()
+        node = self._by_key.get(ids[0]) if ids else None
+        if node is None or (self.cursor_node is not None and self.cursor_line > 0):
+            return
+        if node.parent is not None and not node.parent.is_expanded:
+            node.parent.expand()
+        self.call_after_refresh(self.move_cursor, node)
+
     def node_for(self, key: str) -> TreeNode[str] | None:
         """The node of an item id, or of ``section:<id>``."""
         return self._by_key.get(key)
@@ -222,6 +236,40 @@ class ChecklistTree(Tree[str]):
 
     def action_verify(self) -> None:
         self.post_message(self.VerifyRequested())
+
+    def open_items(self) -> list[str]:
+        """Items that still need something, in tree order: failing, erring, or awaiting a person (unticked)."""
+        if self.checklist_view is None:
+            return []
+        out = []
+        for s in self.checklist_view.sections:
+            for it in s.items:
+                if it.status in ("fail", "error") or (it.status == "manual" and it.tick is None):
+                    out.append(it.id)
+        return out
+
+    def _jump(self, step: int) -> None:
+        ids = self.open_items()
+        if not ids:
+            self.notify("nothing left open: every item passes or is ticked", timeout=3)
+            return
+        current = self.cursor_node.data if self.cursor_node is not None else None
+        order = [k for k in self._by_key if not k.startswith(SECTION_PREFIX)]
+        pos = order.index(current) if current in order else -1
+        if step > 0:
+            after = [i for i in ids if order.index(i) > pos]
+            target = after[0] if after else ids[0]
+        else:
+            before = [i for i in ids if order.index(i) < pos]
+            target = before[-1] if before else ids[-1]
+        self.select_item(target)
+
+    def action_next_open(self) -> None:
+        """`]`: the next item that fails or awaits a person (wraps around)."""
+        self._jump(1)
+
+    def action_previous_open(self) -> None:
+        self._jump(-1)
 
     def action_fix_all(self) -> None:
         if self.fix_disabled_reason:

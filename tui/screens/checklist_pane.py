@@ -204,6 +204,8 @@ class ChecklistPane(Vertical):
             self.running = False
             self.runs += 1
             self.redraw()
+            if self.runs == 1 and self.results:
+                self.query_one(ChecklistTree).place_cursor_on_first_open()
             self.post_message(ChecklistChecked(self.view))
 
     def show_signoff(self, line: str) -> None:
