@@ -51,8 +51,6 @@ class ServerHeader(TextLines):
         line1 = Text(no_wrap=True, overflow="ellipsis")
         if i is not None:
             line1.append(f"PG {i.version.split()[0]}", style="bold")
-            if i.in_recovery:
-                line1.append(" standby", style="bold yellow")
             line1.append(f"  up {fmt.duration(i.uptime_s)}")
             line1.append(f"  db {'≈' if i.database_bytes_estimated else ''}{fmt.size(i.database_bytes)}")
             if i.database_growth_bps is not None:
@@ -62,37 +60,52 @@ class ServerHeader(TextLines):
             line1.append("pgpreflight  ", style="bold")
         line1.append(self.target_display, style="bold cyan")
         line2 = Text(no_wrap=True, overflow="ellipsis")
-        if st.status == "connected":
-            line2.append("● connected", style="bold green")
+        # the state flags come first, before anything that can be cut: PAUSED, DISCONNECTED with the
+        # reconnect countdown, STALE with its age, READ-ONLY, STANDBY
+        flags = self.flags()
+        for text, style in flags:
+            line2.append(text, style=style)
+            line2.append(" ")
+        if st.status == "connected" and not flags:
+            line2.append("● connected ", style="bold green")
         elif st.status == "connecting":
-            line2.append("○ connecting…", style="bold yellow")
-        else:
-            retry = ""
-            if st.retry_in_s is not None:
-                retry = f" — reconnecting in {max(0, int(round(st.retry_in_s - (time.monotonic() - self._state_since()))))} s"
-            line2.append(f"✖ disconnected{retry}", style="bold red")
-            if st.message:
-                line2.append(f" ({st.message})", style="red")
+            line2.append("○ connecting… ", style="bold yellow")
         if i is not None:
             used, usable = i.connections, i.usable_connections
             share = used / usable if usable else 0
             style = "bold red" if share >= 0.9 else "yellow" if share >= 0.75 else ""
-            line2.append("  conns ")
+            line2.append(" conns ")
             line2.append(f"{used}/{usable}", style=style)
             line2.append(f" (max {i.max_connections}, {i.reserved_connections} reserved)")
             line2.append(f"  tps {i.tps:.0f}" if i.tps is not None else "  tps —")
             line2.append(f"  hit {fmt.ratio(i.cache_hit_ratio)}")
-            if st.status != "connected" and st.last_ok_at is not None:
-                line2.append(f"  STALE {fmt.duration(time.monotonic() - st.last_ok_at)} old", style="bold reverse yellow")
         line2.append(f"  every {self.refresh_s:g}s")
-        if self.paused:
-            line2.append("  PAUSED", style="bold reverse")
-        if self.read_only:
-            line2.append("  READ-ONLY", style="bold magenta")
+        if st.status == "disconnected" and st.message:
+            line2.append(f"  ({st.message})", style="red")
         out = Text(no_wrap=True, overflow="ellipsis")
         out.append_text(line1)
         out.append("\n")
         out.append_text(line2)
+        return out
+
+    def flags(self) -> list[tuple[str, str]]:
+        """(text, style) of each state flag in force, in the order they are drawn."""
+        i, st = self.info, self.state
+        out: list[tuple[str, str]] = []
+        if self.paused:
+            out.append(("PAUSED", "bold reverse"))
+        if st.status == "disconnected":
+            retry = ""
+            if st.retry_in_s is not None:
+                left = max(0, int(round(st.retry_in_s - (time.monotonic() - self._state_since()))))
+                retry = f" retry {left}s"
+            out.append((f"✖ DISCONNECTED{retry}", "bold reverse red"))
+        if st.status != "connected" and st.last_ok_at is not None:
+            out.append((f"STALE {fmt.duration(time.monotonic() - st.last_ok_at)}", "bold reverse yellow"))
+        if self.read_only:
+            out.append(("READ-ONLY", "bold reverse magenta"))
+        if i is not None and i.in_recovery:
+            out.append(("STANDBY", "bold reverse yellow"))
         return out
 
     _since: float = 0.0

@@ -61,9 +61,9 @@ async def test_server_stop_and_start(own_cluster, tmp_path):
         await wait_until(pilot, lambda: header_of(app).state.status == "connected" and header_of(app).info,
                          15, "first connection")
         await asyncio.to_thread(own_cluster.stop, "fast")
-        await wait_until(pilot, lambda: "reconnecting in" in header_text(app), 15, "disconnected notice")
+        await wait_until(pilot, lambda: "DISCONNECTED retry" in header_text(app), 15, "disconnected notice")
         text = header_text(app)
-        assert "disconnected" in text
+        assert "✖ DISCONNECTED retry" in text and "STALE" in text.splitlines()[1][:60], text  # flags first, whole at 80
         assert "STALE" in text, "the last data stays, marked stale"
         assert header_of(app).info is not None
         await asyncio.to_thread(own_cluster.start)

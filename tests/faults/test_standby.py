@@ -129,6 +129,6 @@ async def test_monitor_header_says_standby(pair, tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         deadline = time.monotonic() + 15
         header = app.query_one(ServerHeader)
-        while not ("standby" in header.render_text().plain and header.state.status == "connected"):
+        while not ("STANDBY" in header.render_text().plain and header.state.status == "connected"):
             assert time.monotonic() < deadline, (header.state, header.render_text().plain)
             await pilot.pause(0.05)
