@@ -340,3 +340,46 @@ async def test_t_in_the_result_panel_ends_the_holder_and_the_retry_passes(clean,
     signal = [e for e in entries if e["action"] == "fix terminate_backend"]
     assert [e["outcome"] for e in signal] == ["started", f"ok: terminated {pid}"]
     assert signal[0]["statements"] == [f"SELECT pg_terminate_backend({pid})"]
+
+
+async def test_own_fix_session_shows_as_such_in_the_blocking_chains(clean, state_dir):
+    """holder (idle in transaction) → the fix's ALTER (pgpreflight/fix, waiting) → the app's UPDATE: the chain
+    names the middle one "pgpreflight fix: ALTER TABLE …", not "(not listed)"."""
+    from tui.db.poller import ConnectionsPoller
+
+    dsn = clean
+    holder = await idle_in_transaction(dsn)
+    writer = await asyncpg.connect(dsn, server_settings={"application_name": "test-writer"})
+    watch = await asyncpg.connect(dsn)
+    fix = asyncio.create_task(run_fix(cfg_for(dsn, state_dir), "add_check_constraint", PARAMS, confirmations=1,
+                                      options={"lock_budget_s": 0, "lock_timeout_ms": 30000}))
+    update = None
+    try:
+        async def alter_waiting():
+            return await watch.fetchval("SELECT pid FROM pg_stat_activity WHERE application_name = 'pgpreflight/fix' "
+                                        "AND wait_event_type = 'Lock' AND query LIKE 'ALTER TABLE%'")
+        alter_pid = await wait_until(alter_waiting, what="the fix's ALTER waiting for its lock")
+        update = asyncio.ensure_future(writer.execute("UPDATE credit_balances SET balance = balance WHERE user_id = 7"))
+
+        async def writer_waiting():
+            return await watch.fetchval("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+                                        writer.get_server_pid())
+        await wait_until(writer_waiting, what="the writer queued behind the ALTER")
+        poller = ConnectionsPoller()
+        for include_idle in (False, True):
+            snap = await poller.poll(watch, include_idle=include_idle)
+            assert all(not s.own for s in snap.sessions)  # our own are never listed as sessions
+            assert [s.pid for s in snap.own_blockers] == [alter_pid]
+            assert snap.blocking_chains() == [(0, holder.get_server_pid()), (1, alter_pid),
+                                              (2, writer.get_server_pid())]
+            label = snap.by_pid()[alter_pid].chain_label()
+            assert label.startswith('pgpreflight fix: ALTER TABLE "public"."credit_balances" ADD CONSTRAINT'), label
+        assert snap.to_dict()["own_blockers"][0]["own"] is True
+    finally:
+        await end_sessions(dsn, holder)
+        res = await asyncio.wait_for(fix, 30)
+        if update is not None:
+            await asyncio.wait_for(update, 30)
+        await writer.close()
+        await watch.close()
+    assert res.ok, res.summary
