@@ -33,6 +33,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds, 0 or more")
+    return v
+
+
 def _add_common(p: argparse.ArgumentParser, top: bool) -> None:
     d = {} if top else {"default": argparse.SUPPRESS}
     g = p.add_argument_group("connection and safety")
@@ -89,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--keep-not-valid", action="store_true",
                    help="add_check_constraint: when rows violate it, keep it NOT VALID instead of dropping it")
     f.add_argument("--lock-timeout", type=_positive_float, metavar="SECONDS",
-                   help="lock_timeout for DDL (default 5)")
+                   help="lock_timeout for DDL (default 5); for ACCESS EXCLUSIVE DDL the cap of one lock try")
+    f.add_argument("--lock-budget", type=_non_negative_float, metavar="SECONDS",
+                   help="ACCESS EXCLUSIVE DDL (ADD/DROP CONSTRAINT) tries its lock in short tries "
+                        "(lock_timeout 100-400 ms) for up to this long (default 30); 0: one try under --lock-timeout")
 
     r = sub.add_parser("report", help="write a Markdown sign-off report")
     _add_common(r, top=False)

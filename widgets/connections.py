@@ -213,14 +213,16 @@ class ConnectionsPane(Vertical):
                 self._chains_sig = ""
                 box.update(Text("no blocking chains", style="dim"))
             return
-        by_pid = {x.pid: x for x in s.sessions}
+        by_pid = s.by_pid()  # pgpreflight's own blockers too (a fix's ALTER in the lock queue)
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append("blocking chains (who blocks whom)\n", style="bold")
         for depth, pid in chains:
             x = by_pid.get(pid)
             lead = "  " * depth + ("└ " if depth else "")
             t.append(f"{lead}{pid}", style="bold red" if depth else "bold magenta")
-            if x is not None:
+            if x is not None and x.own:
+                t.append(f" {x.chain_label(80)}", style="italic")
+            elif x is not None:
                 t.append(f" {x.user or '?'} {x.state or '(hidden)'} {fmt.duration(x.xact_age_s)}: {_short(x.query, 80)}")
             else:
                 t.append(" (not listed)")

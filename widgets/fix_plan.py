@@ -37,6 +37,11 @@ def render_plan(plan: Plan, read_only: bool = False) -> Text:
     if plan.preconditions:
         t.append("\nPreconditions\n", style="bold underline")
         for p in plan.preconditions:
+            if p.warn and not p.ok:  # a warning: drawn, never blocks the run
+                t.append("!! ", style="bold yellow")
+                t.append(p.name + " (warn)", style="bold")
+                t.append(f": {p.detail}\n" if p.detail else "\n", style="yellow")
+                continue
             t.append("✔ " if p.ok else "✘ ", style="green" if p.ok else "bold red")
             t.append(p.name, style="bold")
             t.append(f": {p.detail}\n" if p.detail else "\n", style="" if p.ok else "red")

@@ -1,5 +1,6 @@
-"""A panel showing a running fix: a progress bar, the phase, blocks and tuples; `c` cancels it.
-textual + tui.model only."""
+"""A panel showing a running fix: a progress bar, the phase, blocks and tuples; `c` cancels it. When the fix
+could not take its lock, the result names the root holder and `t` asks to end it (the screen confirms twice
+where terminate needs it, audits the signal and runs the fix again). textual + tui.model only."""
 from __future__ import annotations
 
 from typing import Callable
@@ -11,7 +12,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import ProgressBar, Static
 
-from tui.model.fixes import FixResult, Progress
+from tui.model.fixes import FixResult, Progress, blocker_line
 
 
 def progress_text(p: Progress) -> Text:
@@ -49,17 +50,27 @@ class FixProgressPanel(Vertical, can_focus=True):
 
     BINDINGS = [
         Binding("c", "cancel", "Cancel fix", id="fix_progress.cancel"),
+        Binding("t", "end_blocker", "End lock holder", id="fix_progress.end_blocker"),
         Binding("escape", "close", "Close", show=False, id="fix_progress.close"),
     ]
 
     class CancelRequested(Message):
         """`c` on the panel: cancel the running fix."""
 
+    class EndBlockerRequested(Message):
+        """`t` on a result that names a root lock holder: end it (after confirmation), then retry the fix."""
+
+        def __init__(self, blocker: dict) -> None:
+            super().__init__()
+            self.blocker = blocker
+
     def __init__(self, title: str = "", *, on_cancel: Callable[[], None] | None = None,
+                 on_end_blocker: Callable[[dict], None] | None = None,
                  id: str | None = "fix-progress") -> None:
         super().__init__(id=id)
         self.title = title
         self.on_cancel = on_cancel
+        self.on_end_blocker = on_end_blocker
         self.running = True
         self.cancel_asked = False
         self.last: Progress | None = None
@@ -76,8 +87,21 @@ class FixProgressPanel(Vertical, can_focus=True):
         self.title, self.running, self.cancel_asked, self.result = title, True, False, None
         self.remove_class("-done", "-failed")
         self.query_one("#fix-progress-title", Static).update(Text(title, style="bold"))
+        self.query_one("#fix-progress-hint", Static).update(
+            Text("c cancels the fix (pg_cancel_backend on its own session); the monitor keeps refreshing", style="dim"))
         bar = self.query_one(ProgressBar)
         bar.update(total=None, progress=0)
+        self.refresh_bindings()
+
+    @property
+    def blocker(self) -> dict | None:
+        """The root lock holder the last result names (None while running, or when there is none)."""
+        return None if self.running or self.result is None else self.result.blocker
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "end_blocker":  # only on a result that names a holder: hidden from the footer otherwise
+            return self.blocker is not None
+        return True
 
     def update_progress(self, p: Progress) -> None:
         self.last = p
@@ -102,8 +126,18 @@ class FixProgressPanel(Vertical, can_focus=True):
         t.append(result.summary)
         if result.left_behind:
             t.append("\nLeft: " + "; ".join(result.left_behind), style="yellow")
+        b = result.blocker
+        if b:
+            t.append("\nRoot holder: " + blocker_line(b), style="bold")
         self.query_one("#fix-progress-phase", Static).update(t)
-        self.query_one("#fix-progress-hint", Static).update(Text("esc closes this panel", style="dim"))
+        hint = Text()
+        if b:
+            verb = "cancel its query" if b.get("action") == "cancel" else "terminate it (idle in transaction)"
+            hint.append(f"t: {verb}, after confirming, then run the fix again", style="bold yellow")
+            hint.append(f" (or run {result.blocker_call()} yourself) · ", style="dim")
+        hint.append("esc closes this panel", style="dim")
+        self.query_one("#fix-progress-hint", Static).update(hint)
+        self.refresh_bindings()
 
     def action_cancel(self) -> None:
         if not self.running or self.cancel_asked:
@@ -113,6 +147,14 @@ class FixProgressPanel(Vertical, can_focus=True):
         self.post_message(self.CancelRequested())
         if self.on_cancel is not None:
             self.on_cancel()
+
+    def action_end_blocker(self) -> None:
+        b = self.blocker
+        if b is None:
+            return
+        self.post_message(self.EndBlockerRequested(dict(b)))
+        if self.on_end_blocker is not None:
+            self.on_end_blocker(dict(b))
 
     def action_close(self) -> None:
         if not self.running:

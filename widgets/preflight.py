@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
-from tui.model.fixes import CombinedPlan, Step, StepOutcome
+from tui.model.fixes import CombinedPlan, Step, StepOutcome, blocker_line
 from widgets.fix_plan import render_plan
 from widgets.fix_progress import progress_text
 from widgets.footer import KeyFooter
@@ -229,7 +229,7 @@ class PreflightPanel(Vertical, can_focus=True):
         t.append(f"step {outcome.step.n} could not get its lock: ", style="bold red")
         t.append(blocker_line(blocker))
         self.query_one("#preflight-phase", Static).update(t)
-        self.hint(f"t {action}s pid {blocker.get('pid')} (asks again) and retries step {outcome.step.n} · "
+        self.hint(f"t {action}s pid {blocker.get('pid')} (asks first) and retries step {outcome.step.n} · "
                   f"s goes on without it", style="bold")
         self._decision = asyncio.get_running_loop().create_future()
         self.focus()
@@ -277,58 +277,6 @@ class PreflightPanel(Vertical, can_focus=True):
     def action_close(self) -> None:
         if not self.running:
             self.remove()
-
-
-def blocker_line(b: dict) -> str:
-    """"pid 6286 (idle in transaction for 3 min, images-mvp-worker): UPDATE credit_balances …"."""
-    age = b.get("age_s")
-    age_text = "" if age is None else (f" for {age:.0f} s" if age < 120 else f" for {age / 60:.0f} min")
-    app = b.get("application") or "no application_name"
-    query = " ".join(str(b.get("query") or "").split())
-    if len(query) > 80:
-        query = query[:79] + "…"
-    return f"pid {b.get('pid')} ({b.get('state') or '?'}{age_text}, {app})" + (f": {query}" if query else "")
-
-
-class ConfirmBlockerScreen(ModalScreen[bool]):
-    """The second confirmation before ending a lock blocker: ``t`` (or Enter) ends it, Esc keeps it."""
-
-    DEFAULT_CSS = """
-    ConfirmBlockerScreen { align: center middle; }
-    ConfirmBlockerScreen > Vertical {
-        width: 90%; max-width: 110; height: auto; border: thick $error; background: $surface; padding: 0 1;
-    }
-    """
-
-    BINDINGS = [
-        Binding("t,enter", "confirm", "Yes, end it", id="blocker.confirm", priority=True),
-        Binding("escape,n", "back", "Keep it", id="blocker.back"),
-    ]
-
-    def __init__(self, blocker: dict) -> None:
-        super().__init__()
-        self.blocker = blocker
-
-    def compose(self) -> ComposeResult:
-        action = self.blocker.get("action") or "terminate"
-        t = Text()
-        t.append(f"Really {action} pid {self.blocker.get('pid')}?\n", style="bold red")
-        t.append(blocker_line(self.blocker) + "\n\n")
-        if action == "terminate":
-            t.append("pg_terminate_backend closes the session: its open transaction is rolled back and the "
-                     "client sees its connection drop.\n", style="yellow")
-        else:
-            t.append("pg_cancel_backend cancels its running statement; the session stays.\n", style="yellow")
-        t.append(f"t or Enter: {action} it, then retry the step · Esc: keep it", style="bold")
-        with Vertical():
-            yield Static(t)
-        yield KeyFooter(compact=True)
-
-    def action_confirm(self) -> None:
-        self.dismiss(True)
-
-    def action_back(self) -> None:
-        self.dismiss(False)
 
 
 class SignoffScreen(ModalScreen["str | None"]):

@@ -169,7 +169,7 @@ class FlowApp(App):
         return self.runner_plan
 
     async def _run(self, config, fix_name, params, *, item_id=None, confirmations=0, progress_cb=None,
-                   cancel_event=None, options=None):
+                   cancel_event=None, options=None, confirmed_plan=None):
         self.calls.append(("run", fix_name, item_id, confirmations))
         progress_cb(PROGRESS)
         self.progress_shown.set()

@@ -132,12 +132,26 @@ class ConnectionsPoller:
         rows = await conn.fetch(sql.get("activity_all" if include_idle else "activity", self.version_num), self.limit)
         counts = [r for r in rows if r["kind"] == "c"]
         listed = sorted((r for r in rows if r["kind"] == "s"), key=lambda r: r["ord"])  # no server-side sort
+        own = [r for r in rows if r["kind"] == "o"]  # our own sessions that block a listed one
         return build_connections(counts, listed, self.max_connections, include_idle, self.role or "current_user",
-                                 self.limit)
+                                 self.limit, own_rows=own)
+
+
+def _session(r, role: str, own: bool = False) -> Session:
+    q = r["query"]
+    hidden = q == "<insufficient privilege>"
+    return Session(
+        pid=r["pid"], database=clean_text(r["database"], 200) or None, user=clean_text(r["user"], 200) or None,
+        application_name=clean_text(r["application_name"] if "application_name" in r.keys() else r["application"], 200),
+        client_addr=r["client_addr"], state=r["state"], wait_event_type=r["wait_event_type"],
+        wait_event=r["wait_event"], blocked_by=tuple(r["blocked_by"] or ()), xact_age_s=r["xact_age_s"],
+        query_age_s=r["query_age_s"], state_age_s=r["state_age_s"],
+        query=_hidden_query(role) if hidden else clean_text(q, 4000), query_hidden=hidden, own=own,
+    )
 
 
 def build_connections(counts, rows, max_connections: int, include_idle: bool, role: str,
-                      limit: int = SESSION_LIMIT) -> ConnectionsSnapshot:
+                      limit: int = SESSION_LIMIT, own_rows=()) -> ConnectionsSnapshot:
     by: dict[str, list[tuple[str, int]]] = {"state": [], "database": [], "application": [], "user": []}
     total = 0
     for r in counts:
@@ -154,22 +168,14 @@ def build_connections(counts, rows, max_connections: int, include_idle: bool, ro
     listed_total = 0
     for r in rows:
         listed_total = r["total"]
-        q = r["query"]
-        hidden = q == "<insufficient privilege>"
-        sessions.append(Session(
-            pid=r["pid"], database=clean_text(r["database"], 200) or None, user=clean_text(r["user"], 200) or None,
-            application_name=clean_text(r["application_name"] if "application_name" in r.keys() else r["application"], 200),
-            client_addr=r["client_addr"], state=r["state"], wait_event_type=r["wait_event_type"],
-            wait_event=r["wait_event"], blocked_by=tuple(r["blocked_by"] or ()), xact_age_s=r["xact_age_s"],
-            query_age_s=r["query_age_s"], state_age_s=r["state_age_s"],
-            query=_hidden_query(role) if hidden else clean_text(q, 4000), query_hidden=hidden,
-        ))
+        sessions.append(_session(r, role))
     return ConnectionsSnapshot(
         total=total, max_connections=max_connections,
         by_state=tuple(by["state"]), by_database=tuple(by["database"]),
         by_application=tuple(by["application"]), by_user=tuple(by["user"]),
         sessions=tuple(sessions), sessions_omitted=max(0, listed_total - len(sessions)),
         includes_idle=include_idle, polled_at=time.monotonic(),
+        own_blockers=tuple(_session(r, role, own=True) for r in own_rows),
     )
 
 

@@ -15,13 +15,20 @@ A :class:`Fix` says what it would do (:meth:`Fix.plan`, with its preconditions) 
   session, and SIGTERM to its subprocesses; the fix then cleans up and says what is left.
 
 Sessions opened here carry ``application_name = 'pgpreflight/fix'``. DDL runs under
-``lock_timeout`` (default 5 s) and no ``statement_timeout``.
+``lock_timeout`` (default 5 s) and no ``statement_timeout``. A statement that takes ACCESS EXCLUSIVE
+goes through :func:`with_lock_retries` instead: many short tries (lock_timeout 100 → 400 ms) with
+pauses between them, within a budget (``lock_budget_s``, default 30 s), so that the app's own
+statements never queue behind a waiting ALTER for longer than one short try.
+
+What the operator confirmed is what runs: ``run_fix(confirmed_plan=...)`` plans again and raises
+:class:`PlanChanged` (nothing ran) when the statements or commands are not the confirmed ones.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import hashlib
+import random
 import shutil
 import threading
 import time
@@ -39,6 +46,11 @@ from tui.model.fixes import Choice, FixResult, Plan, Precondition, Progress
 
 FIX_ROLE = "fix"  # application_name pgpreflight/fix
 DEFAULT_LOCK_TIMEOUT_MS = 5000
+DEFAULT_LOCK_BUDGET_S = 30.0
+# lock_timeout of each try of with_lock_retries: well under 0.5 s, so that a statement of the app queued behind
+# the waiting ALTER waits at most one short try (the last value repeats until the budget is spent)
+LOCK_RETRY_TIMEOUTS_MS = (100, 150, 200, 300, 400)
+LOCK_RETRY_PAUSE_S = (0.5, 1.0)  # a pause between tries, with jitter: the queue behind the ALTER drains
 
 ProgressCallback = Callable[[Progress], None]
 
@@ -56,8 +68,37 @@ class FixRefused(Exception):
         self.plan = plan
 
 
+class PlanChanged(FixRefused):
+    """The plan computed just before running is not the one the operator confirmed (other statements or
+    commands): nothing ran. ``plan`` is the new plan, to be shown and confirmed again."""
+
+
 class FixCancelled(Exception):
     """Raised inside a fix when the operator asked to cancel."""
+
+
+class LockNotTaken(Exception):
+    """:func:`with_lock_retries` spent its budget: ``blocker`` is the root holder (a dict, or None when
+    it was gone by the time we looked), ``holders`` every conflicting session, root first."""
+
+    def __init__(self, rel: str, tries: int, waited_s: float, timeouts_ms: tuple[int, ...],
+                 holders: list[dict]):
+        self.rel, self.tries, self.waited_s, self.timeouts_ms = rel, tries, waited_s, timeouts_ms
+        self.holders = holders
+        self.blocker = holders[0] if holders else None
+        super().__init__(self.summary())
+
+    def summary(self) -> str:
+        from tui.model.fixes import blocker_line
+
+        lo, hi = min(self.timeouts_ms), max(self.timeouts_ms)
+        per_try = f"{lo} ms" if lo == hi else f"{lo}→{hi} ms"
+        head = (f"could not take the ACCESS EXCLUSIVE lock on {self.rel} in {self.waited_s:.1f} s "
+                f"({self.tries} tr{'y' if self.tries == 1 else 'ies'}, lock_timeout {per_try} each)")
+        if self.blocker:
+            more = f" (+{len(self.holders) - 1} more)" if len(self.holders) > 1 else ""
+            return f"{head}; root holder: {blocker_line(self.blocker, 60)}{more}"
+        return head + "; the sessions holding it have gone since"
 
 
 # ------------------------------------------------------------------------------------------ quoting
@@ -137,11 +178,18 @@ class FixContext:
     _procs: list[asyncio.subprocess.Process] = field(default_factory=list)
     _control_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     cancel_requested: bool = False
+    lock_tries: int = 0  # tries of with_lock_retries so far (a figure of the result)
 
     @property
     def lock_timeout_ms(self) -> int:
         v = self.options.get("lock_timeout_ms", self.params.get("lock_timeout_ms", DEFAULT_LOCK_TIMEOUT_MS))
         return int(v)
+
+    @property
+    def lock_budget_s(self) -> float:
+        """The total time :func:`with_lock_retries` may spend trying (0: one try under ``lock_timeout_ms``)."""
+        v = self.options.get("lock_budget_s", self.params.get("lock_budget_s", DEFAULT_LOCK_BUDGET_S))
+        return max(0.0, float(v))
 
     @property
     def cancelled(self) -> bool:
@@ -346,6 +394,130 @@ def need_disk(path: Path, need_bytes: int, what: str) -> Precondition:
                         + ("" if ok else " — refusing before starting"))
 
 
+# ------------------------------------------------------------------------------------------ locks
+# Sessions holding or awaiting a lock on a relation (every mode conflicts with ACCESS EXCLUSIVE), one row
+# per session: the root holder first (granted, idle in transaction, oldest first), then other holders, then
+# those queued. Cheap: pg_locks filtered on one relation, joined to pg_stat_activity for those pids only.
+LOCK_HOLDERS_SQL = """
+SELECT l.pid, bool_or(l.granted) AS granted, string_agg(DISTINCT l.mode, ',') AS modes,
+       a.state, a.usename AS "user", coalesce(a.application_name, '') AS application,
+       left(a.query, 300) AS query, a.wait_event_type,
+       extract(epoch FROM now() - coalesce(a.xact_start, a.query_start, a.backend_start))::float8 AS age_s
+  FROM pg_locks l
+  JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.locktype = 'relation' AND l.relation = $1::regclass
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND l.pid <> pg_backend_pid() AND l.pid <> ALL($2::int[])
+ GROUP BY l.pid, a.state, a.usename, a.application_name, a.query, a.wait_event_type, a.xact_start,
+          a.query_start, a.backend_start
+ ORDER BY bool_or(l.granted) DESC, (a.state LIKE 'idle in transaction%') DESC,
+          coalesce(a.xact_start, a.query_start, a.backend_start), l.pid
+"""
+
+
+def _holder(r) -> dict:
+    state = r["state"] or ""
+    return {"pid": int(r["pid"]), "state": r["state"], "age_s": round(float(r["age_s"] or 0), 1),
+            "application": r["application"], "user": r["user"], "query": (r["query"] or "").strip(),
+            "granted": bool(r["granted"]), "modes": r["modes"],
+            # an idle transaction has no query to cancel: only ending the session releases its locks
+            "action": "cancel" if state == "active" else "terminate"}
+
+
+async def lock_holders(ctx: FixContext, rel: str, exclude: tuple[int, ...] = ()) -> list[dict]:
+    """The sessions whose locks on ``rel`` conflict with ACCESS EXCLUSIVE, the root holder first. The fix's
+    own sessions are left out (``exclude`` and the control session)."""
+    own = [c.get_server_pid() for c in ctx._sessions if not c.is_closed()] + list(exclude)
+    return [_holder(r) for r in await ctx.fetch(LOCK_HOLDERS_SQL, rel, own)]
+
+
+async def lock_precondition(ctx: FixContext, rel: str, what: str = "ACCESS EXCLUSIVE") -> Precondition:
+    """A warning (never a guard) naming the sessions that would make the fix wait for its lock."""
+    from tui.model.fixes import blocker_line
+
+    try:
+        holders = await lock_holders(ctx, rel)
+    except asyncpg.PostgresError as e:  # e.g. the table is gone: the other preconditions say so
+        return Precondition("lock conflicts", False, f"cannot read pg_locks: {str(e).splitlines()[0]}", warn=True)
+    if not holders:
+        return Precondition("lock conflicts", True, f"no session holds a lock on {rel} now", warn=True)
+    budget = ctx.lock_budget_s
+    lines = "; ".join(blocker_line(h, 60) + ("" if h["granted"] else " (queued)") for h in holders[:5])
+    more = f"; and {len(holders) - 5} more" if len(holders) > 5 else ""
+    return Precondition(
+        "lock conflicts", False,
+        f"{len(holders)} session(s) hold or await a lock on {rel} that conflicts with {what}; the fix retries "
+        f"short tries for up to {budget:.0f} s while they finish, root holder first: {lines}{more}",
+        warn=True, holders=tuple(holders))
+
+
+def lock_retry_timeouts(ctx: FixContext) -> tuple[int, ...]:
+    """lock_timeout of each try (ms): the schedule, capped by ``lock_timeout_ms`` (``--lock-timeout``).
+    With a budget of 0 a single try under ``lock_timeout_ms``: the old behaviour."""
+    cap = max(1, ctx.lock_timeout_ms)
+    if ctx.lock_budget_s <= 0:
+        return (cap,)
+    return tuple(min(t, cap) for t in LOCK_RETRY_TIMEOUTS_MS)
+
+
+async def with_lock_retries(ctx: FixContext, conn: asyncpg.Connection, sql: str, *, rel: str,
+                            budget_s: float | None = None, cancellable: bool = True,
+                            pause_s: tuple[float, float] = LOCK_RETRY_PAUSE_S,
+                            max_tries: int = 1000, phase: str = "taking the lock") -> int:
+    """Run ``sql`` (a statement that takes ACCESS EXCLUSIVE on ``rel``) the way GitLab's ``with_lock_retries``
+    does: each try under a short ``lock_timeout`` that grows over the first tries (100 → 400 ms), a pause with
+    jitter between tries, until it runs or ``budget_s`` (default ``ctx.lock_budget_s``) is spent; then
+    :class:`LockNotTaken` names the root holder. The statement is recorded once. Returns the number of tries.
+    The session's lock_timeout is put back afterwards (RESET: the value it was opened with)."""
+    timeouts = lock_retry_timeouts(ctx)
+    budget = ctx.lock_budget_s if budget_s is None else max(0.0, budget_s)
+    t0 = time.monotonic()
+    deadline = t0 + budget
+    tries = 0
+    used: list[int] = []
+    held_by = ""
+    ctx.note_statement(sql)
+    try:
+        while True:
+            ms = timeouts[min(tries, len(timeouts) - 1)]
+            if budget > 0:  # the last try ends with the budget
+                ms = max(1, min(ms, int((deadline - time.monotonic()) * 1000) or 1))
+            tries += 1
+            used.append(ms)
+            await conn.execute(f"SET lock_timeout = {int(ms)}")
+            try:
+                await conn.execute(sql)
+                return tries
+            except asyncpg.LockNotAvailableError:
+                pass
+            pause = random.uniform(*pause_s) if pause_s else 0.0
+            if tries >= max_tries or time.monotonic() + pause >= deadline:
+                holders = await lock_holders(ctx, rel, exclude=(conn.get_server_pid(),))
+                raise LockNotTaken(rel, tries, time.monotonic() - t0, tuple(used), holders) from None
+            if tries == 1 or tries % 5 == 0:  # name the holder now and then, not on every try
+                with contextlib.suppress(asyncpg.PostgresError):
+                    hs = await lock_holders(ctx, rel, exclude=(conn.get_server_pid(),))
+                    held_by = f"; held by pid {hs[0]['pid']} ({hs[0]['state'] or '?'})" if hs else ""
+            ctx.progress(Progress(f"{phase}: waiting for the lock on {rel}", None,
+                                  f"try {tries} under lock_timeout {ms} ms, next in {pause:.1f} s, "
+                                  f"{max(0.0, deadline - time.monotonic()):.0f} s of the budget left{held_by}"))
+            if cancellable:
+                ctx.check_cancel()
+                if ctx.cancel_event is not None:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(ctx.cancel_event.wait(), pause)
+                    ctx.check_cancel()
+                else:
+                    await asyncio.sleep(pause)
+            else:
+                await asyncio.sleep(pause)
+    finally:
+        ctx.lock_tries += tries
+        if not conn.is_closed():
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError):
+                await conn.execute("RESET lock_timeout")
+
+
 # ------------------------------------------------------------------------------------------ the runner
 _inproc_lock = threading.Lock()
 _inproc_busy: set[str] = set()
@@ -410,10 +582,12 @@ def _audit(config: Config, ctx: FixContext | None, fix: Fix, item_id: str | None
 async def run_fix(config: Config, fix_name: str, params: dict | None = None, *, item_id: str | None = None,
                   confirmations: int = 0, progress_cb: ProgressCallback | None = None,
                   cancel_event: asyncio.Event | None = None, options: dict | None = None,
-                  record: bool = True) -> FixResult:
+                  record: bool = True, confirmed_plan: Plan | None = None) -> FixResult:
     """Plan, guard, lock, run, audit, record. Raises FixRefused (nothing ran) or returns a FixResult.
 
-    ``confirmations``: how many times the operator said yes (``--yes`` counts as every one needed)."""
+    ``confirmations``: how many times the operator said yes (``--yes`` counts as every one needed).
+    ``confirmed_plan``: the plan the operator saw and confirmed. The plan is computed again here; when its
+    statements or commands differ, :class:`PlanChanged` (a FixRefused carrying the new plan): nothing ran."""
     fix = get_fix_class(fix_name)(params)
     if config.read_only and fix.writes:
         _audit(config, None, fix, item_id, [], "refused: read-only")
@@ -423,6 +597,12 @@ async def run_fix(config: Config, fix_name: str, params: dict | None = None, *, 
     async with open_context(config, fix.params, item_id=item_id, options=options, progress_cb=progress_cb,
                             cancel_event=cancel_event) as ctx:
         plan = await fix.plan(ctx)
+        if confirmed_plan is not None and not plan.same_actions(confirmed_plan):
+            _audit(config, ctx, fix, item_id, plan.statements, "refused: the plan changed since it was confirmed",
+                   confirmed_statements=list(confirmed_plan.statements))
+            raise PlanChanged("the plan changed since it was confirmed (now: "
+                              + ("; ".join(plan.statements + plan.commands) or "nothing to run")[:300]
+                              + "): nothing was changed; confirm the new plan", plan)
         if confirmations < plan.confirmations:
             _audit(config, ctx, fix, item_id, plan.statements, "refused: not confirmed")
             raise FixRefused("not confirmed: nothing was changed" if plan.confirmations == 1 else
@@ -493,6 +673,8 @@ async def run_fix(config: Config, fix_name: str, params: dict | None = None, *, 
                 res = _with(res, statements=tuple(ctx.statements))
             figures = dict(res.figures)
             figures.setdefault("duration_s", round(time.monotonic() - t0, 3))
+            if ctx.lock_tries:
+                figures.setdefault("lock_tries", ctx.lock_tries)
             res = _with(res, figures=figures)
             outcome = "ok" if res.ok else ("cancelled" if res.cancelled else "failed")
             outcome += f": {res.summary}"

@@ -1,5 +1,5 @@
-"""add_check_constraint: ADD CONSTRAINT ... CHECK (...) NOT VALID (a brief ACCESS EXCLUSIVE lock, no scan),
-then VALIDATE CONSTRAINT (SHARE UPDATE EXCLUSIVE: reads and writes go on). When rows violate it, it stops,
+"""add_check_constraint: ADD CONSTRAINT ... CHECK (...) NOT VALID (a brief ACCESS EXCLUSIVE lock, no scan,
+taken with short lock retries: tui.fixes.base.with_lock_retries), then VALIDATE CONSTRAINT (SHARE UPDATE EXCLUSIVE: reads and writes go on). When rows violate it, it stops,
 counts them, shows a sample, and drops the constraint (headless default) or leaves it NOT VALID (the
 operator's choice). Also drop_constraint, the follow-up."""
 from __future__ import annotations
@@ -10,11 +10,29 @@ import re
 import asyncpg
 
 from tui.checklist.probes import _norm_check, resolve_table
-from tui.fixes.base import (Fix, FixContext, FixError, human_bytes, human_seconds, need_primary, need_table_owner,
-                            qualified, quote_ident, register)
+from tui.fixes.base import (Fix, FixContext, FixError, LockNotTaken, human_bytes, human_seconds, lock_precondition,
+                            lock_retry_timeouts, need_primary, need_table_owner, qualified, quote_ident, register,
+                            with_lock_retries)
 from tui.model.fixes import Choice, FixResult, Plan, Precondition, Progress
 
 SAMPLE_ROWS = 5
+
+
+def lock_words(ctx: FixContext) -> str:
+    """How the ACCESS EXCLUSIVE lock is taken, for the plan's lock lines."""
+    ts = lock_retry_timeouts(ctx)
+    if len(ts) == 1:
+        return f"one try under lock_timeout {ts[0]} ms (--lock-budget 0)"
+    return (f"short tries under lock_timeout {ts[0]}→{ts[-1]} ms with pauses, for up to {ctx.lock_budget_s:.0f} s "
+            f"(--lock-budget): the app waits behind it for at most one try")
+
+
+def lock_failed(e: LockNotTaken, left: tuple[str, ...] = ()) -> FixResult:
+    """The result when the lock could not be had within the budget: the root holder first, as a field too."""
+    return FixResult(False, e.summary(), left_behind=left, blocker=e.blocker,
+                     figures={"lock_tries": e.tries, "lock_wait_s": round(e.waited_s, 2)},
+                     details=tuple(f"also: pid {h['pid']} {h['state'] or '?'}"
+                                   f"{'' if h['granted'] else ' (queued)'}" for h in e.holders[1:6]))
 
 
 def _check_expression(expr, what: str = "add_check_constraint: expression") -> str:
@@ -118,10 +136,12 @@ class AddCheckConstraint(Fix):
         else:
             stmts += [self.add_sql(), self.validate_sql()]
         est = size["bytes"] / 150e6 if size else None
+        if stmts and stmts[0] == self.add_sql():  # ACCESS EXCLUSIVE: who would make it wait (a warning)
+            pre.append(await lock_precondition(ctx, self.rel))
         return self.base_plan(
             ctx, title=f"Add CHECK ({self.expression}) on {self.table}", statements=tuple(stmts),
             locks=(f"ADD ... NOT VALID: ACCESS EXCLUSIVE on {self.rel} for an instant (no scan), "
-                   f"under lock_timeout {ctx.lock_timeout_ms} ms; new rows are checked from then on",
+                   f"{lock_words(ctx)}; new rows are checked from then on",
                    f"VALIDATE: SHARE UPDATE EXCLUSIVE on {self.rel} while it scans: reads and writes go on"),
             estimate=(f"{human_seconds(est)} to scan {human_bytes(size['bytes'])} (~{size['tuples']:,} rows)"
                       if size else ""),
@@ -129,7 +149,7 @@ class AddCheckConstraint(Fix):
             preconditions=tuple(pre),
             notes=tuple(notes) + (("if rows violate it: it stops, counts them and shows a sample; headless it then "
                                    "drops the constraint (--keep-not-valid keeps it NOT VALID)",) if stmts else ()),
-            nothing_to_do=not stmts and all(p.ok for p in pre),
+            nothing_to_do=not stmts and not any(p.blocks for p in pre),
         )
 
     async def run(self, ctx: FixContext, progress_cb, cancel_event) -> FixResult:
@@ -140,14 +160,16 @@ class AddCheckConstraint(Fix):
             if ex is None:
                 ctx.progress(Progress("adding NOT VALID", 0.1, step=1, steps=2))
                 ctx.check_cancel()
-                await ctx.execute(conn, self.add_sql())
+                await with_lock_retries(ctx, conn, self.add_sql(), rel=self.rel, phase="adding NOT VALID")
                 added = True
             ctx.check_cancel()
             ctx.progress(Progress("validating (scanning the table)", None, step=2, steps=2))
             await ctx.execute(conn, self.validate_sql())
         except asyncpg.CheckViolationError:
             return await self._violated(ctx, conn, added)
-        except asyncpg.LockNotAvailableError:
+        except LockNotTaken as e:  # ADD CONSTRAINT: nothing was added
+            return lock_failed(e, await self._cleanup_after_error(ctx, conn, added))
+        except asyncpg.LockNotAvailableError:  # VALIDATE (SHARE UPDATE EXCLUSIVE) under lock_timeout
             holders = await ctx.fetchval(
                 "SELECT string_agg(DISTINCT format('pid %s (%s, %s, holds %s)', a.pid, a.usename, "
                 "       coalesce(nullif(a.application_name, ''), 'no application_name'), l.mode), '; ') "
@@ -173,12 +195,13 @@ class AddCheckConstraint(Fix):
         try:
             drop = await ctx.session(lock_timeout_ms=max(ctx.lock_timeout_ms, 5000), statement_timeout_ms=0,
                                      register=False)
-            try:
-                await ctx.execute(drop, self.drop_sql())
+            try:  # not cancellable: the cleanup after a cancel must finish; short tries, the app never stalls
+                await with_lock_retries(ctx, drop, self.drop_sql(), rel=self.rel, cancellable=False,
+                                        budget_s=max(ctx.lock_budget_s, 5.0), phase="dropping the constraint")
             finally:
                 await ctx.close_session(drop)
             return ()
-        except Exception as e:  # say exactly what is left
+        except Exception as e:  # say exactly what is left (LockNotTaken too)
             return (f"constraint {self.cname} on {self.rel} NOT VALID (dropping it failed: "
                     f"{str(e).splitlines()[0]}); drop it with: {self.drop_sql()}",)
 
@@ -198,10 +221,11 @@ class AddCheckConstraint(Fix):
         choice_mode = ctx.options.get("on_violation", "drop")
         if choice_mode == "drop":
             try:
-                await ctx.execute(conn, self.drop_sql())
+                await with_lock_retries(ctx, conn, self.drop_sql(), rel=self.rel, cancellable=False,
+                                        budget_s=max(ctx.lock_budget_s, 5.0), phase="dropping the constraint")
                 return FixResult(False, f"{head}; the constraint was dropped: the table is as it was",
                                  figures=figures, details=tuple("sample: " + s for s in sample))
-            except asyncpg.PostgresError as e:
+            except (asyncpg.PostgresError, LockNotTaken) as e:
                 left = (f"constraint {self.cname} on {self.rel} NOT VALID (drop failed: {str(e).splitlines()[0]})",)
                 return FixResult(False, head, figures=figures, left_behind=left,
                                  details=tuple("sample: " + s for s in sample))
@@ -247,11 +271,17 @@ class DropConstraint(Fix):
         if valid:
             pre.append(Precondition("constraint is NOT VALID", False, f"{self.cname} is validated: this fix drops only "
                                                                       f"NOT VALID constraints"))
+        elif valid is not None:
+            pre.append(await lock_precondition(ctx, qualified(self.schema, self.table)))
         return self.base_plan(ctx, title=f"Drop NOT VALID constraint {self.cname}", statements=(self.sql(),),
-                              locks=(f"ACCESS EXCLUSIVE on {self.table} for an instant, under lock_timeout",),
+                              locks=(f"ACCESS EXCLUSIVE on {self.table} for an instant, {lock_words(ctx)}",),
                               estimate="under 1 s", preconditions=tuple(pre), nothing_to_do=valid is None)
 
     async def run(self, ctx: FixContext, progress_cb, cancel_event) -> FixResult:
         conn = await ctx.session(lock_timeout_ms=ctx.lock_timeout_ms, statement_timeout_ms=0)
-        await ctx.execute(conn, self.sql())
+        try:
+            await with_lock_retries(ctx, conn, self.sql(), rel=qualified(self.schema, self.table),
+                                    phase="dropping the constraint")
+        except LockNotTaken as e:
+            return lock_failed(e)
         return FixResult(True, f"dropped constraint {self.cname} on {self.table}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import signal
 import sys
 import time
@@ -17,8 +18,8 @@ import asyncpg
 
 from tui.checklist.spec import Checklist, ChecklistError, bundled_names, load_checklist
 from tui.config import Config, TargetError, UsageError
-from tui.fixes.base import FixError, FixRefused, params_for_item, plan_fix, run_fix
-from tui.model.fixes import Progress
+from tui.fixes.base import FixError, FixRefused, PlanChanged, params_for_item, plan_fix, run_fix
+from tui.model.fixes import FixResult, Progress
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -96,6 +97,51 @@ async def _undo_params(cfg: Config) -> dict:
     return {"previous_auto": figures["previous_auto"], "previous_ms": figures.get("previous_ms")}
 
 
+def _redacted_dsn(target) -> str:
+    """A DSN that reaches the same server and never carries a password (the display form, which for a Unix
+    socket is spelt as a URI with host= so that it can be pasted)."""
+    from urllib.parse import quote
+
+    if target.is_socket:
+        return (f"postgresql://{quote(target.effective_user, safe='')}@/{quote(target.effective_database, safe='')}"
+                f"?host={quote(target.effective_host, safe='/')}&port={target.effective_port}")
+    return target.display
+
+
+def rerun_command(cfg: Config, args, item_id: str) -> str:
+    """The exact command to run the fix again: the same item and choices, ``--yes``, never a password."""
+    parts = ["pgpreflight", "fix", item_id]
+    if getattr(args, "dsn", None):
+        parts += ["--dsn", _redacted_dsn(cfg.target)]
+    if getattr(args, "checklist", None):
+        parts += ["--checklist", str(args.checklist)]
+    if getattr(args, "state_dir", None):
+        parts += ["--state-dir", str(args.state_dir)]
+    if getattr(args, "lock_budget", None) is not None:
+        parts += ["--lock-budget", f"{args.lock_budget:g}"]
+    if getattr(args, "lock_timeout", None):
+        parts += ["--lock-timeout", f"{args.lock_timeout:g}"]
+    if getattr(args, "keep_not_valid", False):
+        parts.append("--keep-not-valid")
+    parts.append("--yes")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def blocker_advice(res: FixResult, cfg: Config, args, item_id: str) -> str:
+    """What the operator can do when the lock could not be had: the exact call that ends the root holder and
+    the exact command to run the fix again. pgpreflight itself never ends a session on its own."""
+    if not res.blocker:
+        return ""
+    b = res.blocker
+    what = ("cancel its running query" if b.get("action") == "cancel" else
+            "terminate it: it is idle in transaction, so only ending the session releases its locks "
+            "(its open transaction rolls back)")
+    return (f"pgpreflight did not end pid {b['pid']}; to {what}, run:\n"
+            f"  {res.blocker_call()}\n"
+            f"then run the fix again:\n"
+            f"  {rerun_command(cfg, args, item_id)}\n")
+
+
 async def _reverify(cfg: Config, checklist: Checklist, item_id: str) -> str | None:
     try:
         from tui.checklist.runner import check_database
@@ -128,11 +174,7 @@ async def _main(cfg: Config, args) -> int:
         if fix_name != "slow_query_log":
             raise FixError(f"--undo is only for slow_query_log items ({item.id} runs {fix_name})")
         fix_name, params = "slow_query_log_undo", await _undo_params(cfg)
-    options = {"on_invalid": "drop", "on_violation": "keep" if getattr(args, "keep_not_valid", False) else "drop"}
-    if getattr(args, "restore_dsn", None):
-        options["restore_dsn"] = args.restore_dsn
-    if getattr(args, "lock_timeout", None):
-        options["lock_timeout_ms"] = int(args.lock_timeout * 1000)
+    options = _cli_options(args)
 
     from tui.fixes.base import get_fix_class
 
@@ -192,12 +234,23 @@ async def _main(cfg: Config, args) -> int:
             loop.add_signal_handler(sig, on_signal, sig.name)
             installed.append(sig)
     try:
+        # the plan printed above is what must run: planned again inside, refused when it differs
         res = await run_fix(cfg, fix_name, params, item_id=item.id, confirmations=confirmations,
-                            progress_cb=_ProgressPrinter(), cancel_event=cancel, options=options)
+                            progress_cb=_ProgressPrinter(), cancel_event=cancel, options=options,
+                            confirmed_plan=plan)
+    except PlanChanged as e:
+        sys.stdout.write("The plan changed since it was printed; nothing ran. The new plan:\n")
+        if e.plan is not None:
+            sys.stdout.write(e.plan.text())
+        sys.stdout.flush()
+        raise
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
     sys.stdout.write(res.text())
+    advice = blocker_advice(res, cfg, args, item.id)
+    if advice:
+        sys.stdout.write(advice)
     if not plan.nothing_to_do and item.probe.kind != "manual":
         verdict = await _reverify(cfg, checklist, item.id)
         if verdict:
@@ -213,6 +266,8 @@ def _cli_options(args) -> dict:
         options["restore_dsn"] = args.restore_dsn
     if getattr(args, "lock_timeout", None):
         options["lock_timeout_ms"] = int(args.lock_timeout * 1000)
+    if getattr(args, "lock_budget", None) is not None:
+        options["lock_budget_s"] = float(args.lock_budget)
     return options
 
 
@@ -269,6 +324,9 @@ async def _main_all(cfg: Config, args) -> int:
     def on_outcome(outcome) -> None:
         if outcome.result is not None:
             sys.stdout.write(outcome.result.text())
+            advice = blocker_advice(outcome.result, cfg, args, outcome.step.item_id)
+            if advice:
+                sys.stdout.write(advice)
         else:
             print(f"  {outcome.status}: {outcome.reason}")
         sys.stdout.flush()

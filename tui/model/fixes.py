@@ -9,14 +9,25 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Precondition:
-    """One thing checked before a fix may run: privileges, server version, disk space, a primary."""
+    """One thing checked before a fix may run: privileges, server version, disk space, a primary.
+
+    ``warn``: a warning, not a guard: when not ok it is drawn as ``[!!]`` and never blocks the run (e.g.
+    sessions whose locks conflict with the fix's ACCESS EXCLUSIVE: the fix retries, they may finish).
+    ``holders``: for the lock warning, the conflicting sessions as dicts (pid, state, age_s, application,
+    query, user, granted), the root holder first."""
 
     name: str
     ok: bool
     detail: str = ""
+    warn: bool = False
+    holders: tuple = field(default=(), hash=False, compare=True)
+
+    @property
+    def blocks(self) -> bool:
+        return not self.ok and not self.warn
 
     def line(self) -> str:
-        mark = "ok" if self.ok else "NO"
+        mark = "ok" if self.ok else ("!!" if self.warn else "NO")
         return f"[{mark}] {self.name}" + (f": {self.detail}" if self.detail else "")
 
 
@@ -41,11 +52,20 @@ class Plan:
 
     @property
     def blocked(self) -> bool:
-        return any(not p.ok for p in self.preconditions)
+        """A failed guard stops the run; a warning (``Precondition.warn``) never does."""
+        return any(p.blocks for p in self.preconditions)
 
     @property
     def blockers(self) -> tuple[Precondition, ...]:
-        return tuple(p for p in self.preconditions if not p.ok)
+        return tuple(p for p in self.preconditions if p.blocks)
+
+    @property
+    def warnings(self) -> tuple[Precondition, ...]:
+        return tuple(p for p in self.preconditions if p.warn and not p.ok)
+
+    def same_actions(self, other: "Plan | None") -> bool:
+        """The same statements and commands, in the same order: what the operator confirmed is what runs."""
+        return other is not None and (self.statements, self.commands) == (other.statements, other.commands)
 
     def text(self) -> str:
         """The plan as plain text (headless --dry-run, the details pane)."""
@@ -113,15 +133,45 @@ class FixResult:
     cancelled: bool = False
     choice: Choice | None = None  # a follow-up decision (UI) that has not been taken yet
     details: tuple[str, ...] = ()  # more lines: sample violating rows, pg_restore warnings, ...
+    # the root holder of the lock the fix could not take within its budget: pid, state, age_s, application,
+    # query, user, and action ("cancel" for an active query, "terminate" for idle in transaction)
+    blocker: dict | None = field(default=None, hash=False, compare=True)
+
+    def blocker_call(self) -> str | None:
+        """The exact call that ends the root holder (the operator runs it; pgpreflight never does on its own)."""
+        b = self.blocker
+        if not b:
+            return None
+        fn = "pg_cancel_backend" if b.get("action") == "cancel" else "pg_terminate_backend"
+        return f"SELECT {fn}({int(b['pid'])});"
 
     def text(self) -> str:
         out = [("OK: " if self.ok else ("CANCELLED: " if self.cancelled else "FAILED: ")) + self.summary]
         out += [f"  {d}" for d in self.details]
+        if self.blocker:
+            out.append("  root holder: " + blocker_line(self.blocker))
+            out.append(f"  to end it ({'cancels its query' if self.blocker.get('action') == 'cancel' else 'ends its session; its transaction rolls back'}): "
+                       f"{self.blocker_call()}")
         if self.figures:
             out.append("  figures: " + ", ".join(f"{k}={v}" for k, v in self.figures.items()
                                                  if not isinstance(v, (dict, list))))
         out.append("  left behind: " + ("; ".join(self.left_behind) if self.left_behind else "nothing"))
         return "\n".join(out) + "\n"
+
+
+def _short(text: str, n: int) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def blocker_line(b: dict, query_chars: int = 80) -> str:
+    """pid 123 idle in transaction for 12 s, app "billing", user app: UPDATE credit_balances …"""
+    age = b.get("age_s")
+    age_txt = f" for {age:.0f} s" if isinstance(age, (int, float)) else ""
+    app = b.get("application") or "no application_name"
+    user = f", user {b['user']}" if b.get("user") else ""
+    return (f"pid {b['pid']} {b.get('state') or '(state hidden)'}{age_txt}, application {app}{user}: "
+            f"{_short(b.get('query') or '(no query)', query_chars)}")
 
 
 # ------------------------------------------------------------------ preflight in one go (tui.fixes.preflight)

@@ -70,6 +70,16 @@ class Session:
     state_age_s: float | None
     query: str  # cleaned (tui.model.format.clean_text); HIDDEN_QUERY when not visible to us
     query_hidden: bool = False
+    own: bool = False  # one of pgpreflight's own sessions (listed only when it blocks a listed session)
+
+    def chain_label(self, query_chars: int = 80) -> str:
+        """What the blocking chains say of this session: "pgpreflight fix: ALTER TABLE …" for our own."""
+        q = " ".join((self.query or "").split())
+        q = q if len(q) <= query_chars else q[: query_chars - 1] + "…"
+        if self.own:
+            role = self.application_name.split("/", 1)[1] if "/" in self.application_name else "session"
+            return f"pgpreflight {role}: {q}"
+        return f"{self.user or '?'} {self.state or '(hidden)'}: {q}"
 
     @property
     def is_idle(self) -> bool:
@@ -92,6 +102,7 @@ class Session:
             "blocked_by": list(self.blocked_by), "xact_age_s": _r(self.xact_age_s),
             "query_age_s": _r(self.query_age_s), "state_age_s": _r(self.state_age_s),
             "query": self.query, "query_hidden": self.query_hidden,
+            **({"own": True} if self.own else {}),
         }
 
 
@@ -111,16 +122,25 @@ class ConnectionsSnapshot:
     sessions_omitted: int = 0  # what the LIMIT left out
     includes_idle: bool = False
     polled_at: float = 0.0
+    # pgpreflight's own sessions that block a listed one (a fix's ALTER in the lock queue): chains only
+    own_blockers: tuple[Session, ...] = ()
+
+    def by_pid(self) -> dict[int, Session]:
+        """Every session the chains can name: the listed ones and our own blockers."""
+        out = {s.pid: s for s in self.own_blockers}
+        out.update((s.pid, s) for s in self.sessions)
+        return out
 
     def blocking_chains(self) -> list[tuple[int, int]]:
         """(depth, pid) in tree order: roots are sessions that block others but wait on nobody listed."""
         blockers: dict[int, list[int]] = {}
-        for s in self.sessions:
+        everyone = self.sessions + self.own_blockers
+        for s in everyone:
             for b in s.blocked_by:
                 blockers.setdefault(b, []).append(s.pid)
         if not blockers:
             return []
-        waiting = {s.pid for s in self.sessions if s.blocked_by}
+        waiting = {s.pid for s in everyone if s.blocked_by}
         roots = sorted(p for p in blockers if p not in waiting) or sorted(blockers)
         out: list[tuple[int, int]] = []
         seen: set[int] = set()
@@ -144,6 +164,7 @@ class ConnectionsSnapshot:
             "by_application": dict(self.by_application), "by_user": dict(self.by_user),
             "sessions": [s.to_dict() for s in self.sessions],
             "sessions_omitted": self.sessions_omitted,
+            **({"own_blockers": [s.to_dict() for s in self.own_blockers]} if self.own_blockers else {}),
         }
 
 

@@ -41,10 +41,10 @@ def render_text(snap: Snapshot, width: int = 120) -> str:
         chains = c.blocking_chains()
         if chains:
             out.append("  blocking chains:")
-            by_pid = {x.pid: x for x in c.sessions}
+            by_pid = c.by_pid()  # our own blockers too: "pgpreflight fix: ALTER TABLE …"
             for depth, pid in chains:
                 x = by_pid.get(pid)
-                what = f"{x.user} {x.state}: {_cut(x.query, 60)}" if x else "(not listed)"
+                what = x.chain_label(60) if x else "(not listed)"
                 out.append(f"    {'  ' * depth}{'└ ' if depth else ''}{pid} {what}")
     q = snap.slow_queries
     if q is not None:

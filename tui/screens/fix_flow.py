@@ -16,6 +16,12 @@ Wiring (the app owns it)::
         def on_fix_finished(self, event: FixFinished):
             self.query_one(ChecklistPane).verify(only=[event.item_id])
 
+When the fix could not take its lock within the budget, the result panel names the root holder and `t`
+ends it: the usual confirmation (ConfirmSignalScreen, twice for terminate), the signal through the
+cancel_backend/terminate_backend fixes (guarded and audited like every write), then the same fix runs
+again with the plan the operator confirmed. A plan that changed meanwhile (PlanChanged) is shown again
+and asked again. Nothing here ends a session on its own.
+
 ``request_fix`` returns at once (the work happens in a worker, so the monitor keeps refreshing).
 With ``config.read_only`` it refuses with a notice saying why; ``FixController.disabled_reason`` says
 the same for a footer or help line. The guards themselves live in tui.fixes (run_fix), not here.
@@ -43,6 +49,7 @@ def _fixes():
 def fix_label(name, params):
     from tui.fixes import label
     return label(name, params)
+from widgets.confirm import ConfirmSignalScreen
 from widgets.fix_plan import FixChoiceScreen, FixPlanScreen
 from widgets.fix_progress import FixProgressPanel
 
@@ -70,9 +77,13 @@ class FixController:
                  planner: Callable[..., Awaitable[Plan]] | None = None,
                  runner: Callable[..., Awaitable[FixResult]] | None = None,
                  followup: Callable[..., Awaitable[FixResult | None]] | None = None,
-                 mount_target: Callable[[], Widget] | None = None) -> None:
+                 mount_target: Callable[[], Widget] | None = None,
+                 lock_budget_s: float | None = None) -> None:
         self.app = app
         self.config = config
+        self.options = dict(self.UI_OPTIONS)  # passed to every plan and run of this controller
+        if lock_budget_s is not None:
+            self.options["lock_budget_s"] = float(lock_budget_s)
         self.planner = planner or (lambda *a, **k: _fixes().plan_fix(*a, **k))
         self.runner = runner or (lambda *a, **k: _fixes().run_fix(*a, **k))
         self.followup = followup or (lambda *a, **k: _fixes().run_followup(*a, **k))
@@ -84,6 +95,8 @@ class FixController:
         self.checklist: Any = None  # set by the app: the command palette lists this checklist's fixes
         self._worker = None
         self._shutting_down = False
+        # (item_id, fix_name, params, confirmed plan) of the last result that named a root lock holder
+        self.retry_after_blocker: tuple[str, str, dict, Plan] | None = None
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -158,31 +171,56 @@ class FixController:
                                            name=f"fix {item.id}")
         return True
 
-    async def _flow(self, item_id: str, fix_name: str, params: dict) -> None:
+    async def _flow(self, item_id: str, fix_name: str, params: dict, confirmed_plan: Plan | None = None) -> None:
+        """Plan, confirm, run. ``confirmed_plan``: a retry of a plan the operator already confirmed (after `t`
+        ended the lock holder): no new question unless the plan has changed since."""
         result: FixResult | None = None
         error = ""
         try:
-            try:
-                plan = await self.planner(self.config, fix_name, params, item_id=item_id, options=dict(self.UI_OPTIONS))
-            except (_fixes().FixError, _fixes().FixRefused, TargetError) as e:
-                error = getattr(e, "reason", None) or str(e)
-                self.app.notify(f"{fix_name}: cannot plan: {error}", severity="error", timeout=8)
-                return
-            except Exception as e:  # a server error while planning: one line, never a traceback
-                error = str(e).splitlines()[0] if str(e) else type(e).__name__
-                self.app.notify(f"{fix_name}: cannot plan: {error}", severity="error", timeout=8)
-                return
-            confirmed = await self.app.push_screen_wait(FixPlanScreen(plan, read_only=self.config.read_only))
-            if not confirmed:
-                error = "aborted"
-                self.app.notify(f"{fix_name}: aborted, nothing was changed", timeout=4)
-                return
+            if confirmed_plan is None:
+                try:
+                    plan = await self.planner(self.config, fix_name, params, item_id=item_id,
+                                              options=dict(self.options))
+                except (_fixes().FixError, _fixes().FixRefused, TargetError) as e:
+                    error = getattr(e, "reason", None) or str(e)
+                    self.app.notify(f"{fix_name}: cannot plan: {error}", severity="error", timeout=8)
+                    return
+                except Exception as e:  # a server error while planning: one line, never a traceback
+                    error = str(e).splitlines()[0] if str(e) else type(e).__name__
+                    self.app.notify(f"{fix_name}: cannot plan: {error}", severity="error", timeout=8)
+                    return
+                confirmed = await self.app.push_screen_wait(FixPlanScreen(plan, read_only=self.config.read_only))
+                if not confirmed:
+                    error = "aborted"
+                    self.app.notify(f"{fix_name}: aborted, nothing was changed", timeout=4)
+                    return
+            else:
+                plan = confirmed_plan
             panel = await self._show_panel(plan.title)
-            self._cancel = asyncio.Event()
             try:
-                result = await self.runner(self.config, fix_name, params, item_id=item_id,
-                                           confirmations=plan.confirmations, progress_cb=panel.update_progress,
-                                           cancel_event=self._cancel, options=dict(self.UI_OPTIONS))
+                while True:
+                    self._cancel = asyncio.Event()
+                    try:
+                        # the plan shown is the plan run: run_fix plans again and refuses (PlanChanged) when it differs
+                        result = await self.runner(self.config, fix_name, params, item_id=item_id,
+                                                   confirmations=plan.confirmations, progress_cb=panel.update_progress,
+                                                   cancel_event=self._cancel, options=dict(self.options),
+                                                   confirmed_plan=plan)
+                        break
+                    except _fixes().PlanChanged as e:
+                        self._cancel = None
+                        panel.show_result(FixResult(False, e.reason))
+                        if self._shutting_down or e.plan is None:
+                            raise
+                        self.app.notify(f"{fix_name}: the plan changed since it was confirmed; confirm the new one",
+                                        severity="warning", timeout=8)
+                        again = await self.app.push_screen_wait(FixPlanScreen(e.plan, read_only=self.config.read_only))
+                        if not again:
+                            error = "aborted: the plan changed"
+                            self.app.notify(f"{fix_name}: aborted, nothing was changed", timeout=4)
+                            return
+                        plan = e.plan
+                        panel.show_running(plan.title)
             except _fixes().FixRefused as e:
                 error = e.reason
                 result = None
@@ -202,6 +240,7 @@ class FixController:
             finally:
                 self._cancel = None
             panel.show_result(result)
+            self.retry_after_blocker = (item_id, fix_name, dict(params), plan) if result.blocker else None
             if result.choice is not None and self._shutting_down:
                 pass  # quitting: no question; the result (and the audit log) says exactly what is left
             elif result.choice is not None:
@@ -224,10 +263,70 @@ class FixController:
             self.running_item = None
             self.app.post_message(FixFinished(item_id, fix_name, result, error))
 
+    # -- `t`: end the root lock holder, then run the fix again -------------------------------
+    def end_blocker(self, blocker: dict) -> bool:
+        """`t` on a result naming the root lock holder: confirm, signal (audited), retry. False when it does not start."""
+        if self.running or self._shutting_down:
+            self.app.notify("a fix is running: wait for it or cancel it (c)", severity="warning")
+            return False
+        if self.retry_after_blocker is None:
+            return False
+        item_id = self.retry_after_blocker[0]
+        self.running_item = item_id
+        self._worker = self.app.run_worker(self._end_blocker_flow(dict(blocker)), group="fix", exclusive=False,
+                                           name=f"end lock holder for {item_id}")
+        return True
+
+    async def confirm_and_end_blocker(self, blocker: dict) -> FixResult | None:
+        """Ask (ConfirmSignalScreen, twice for terminate, as in the connections pane), then cancel or terminate
+        the holder through run_fix (guarded, audited, refused under --read-only). None when the operator
+        kept it; else the signal's result. The preflight panel's `t` uses this too."""
+        from tui.model.snapshot import Session
+
+        pid = int(blocker["pid"])
+        session = Session(pid=pid, database=None, user=blocker.get("user"),
+                          application_name=blocker.get("application") or "", client_addr=None,
+                          state=blocker.get("state"), wait_event_type=None, wait_event=None, blocked_by=(),
+                          xact_age_s=blocker.get("age_s"), query_age_s=None, state_age_s=None,
+                          query=blocker.get("query") or "")
+        wanted = "cancel" if blocker.get("action") == "cancel" else "terminate"
+        action = await self.app.push_screen_wait(ConfirmSignalScreen((session,), wanted))
+        confirmations = 1
+        if action == "terminate":  # terminate needs a second confirmation, as in the connections pane
+            again = await self.app.push_screen_wait(ConfirmSignalScreen((session,), "terminate", second=True))
+            action = "terminate" if again == "terminate" else None
+            confirmations = 2
+        if action is None:
+            self.app.notify(f"pid {pid} was left running; nothing was changed", timeout=4)
+            return None
+        signal_fix = "cancel_backend" if action == "cancel" else "terminate_backend"
+        try:  # guarded and audited like every write (read-only refuses it)
+            res = await self.runner(self.config, signal_fix, {"pids": [pid]}, confirmations=confirmations,
+                                    record=False)
+        except (_fixes().FixRefused, _fixes().FixError, TargetError) as e:
+            res = FixResult(False, getattr(e, "reason", None) or str(e))
+        except Exception as e:  # never take the monitor down
+            res = FixResult(False, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        self.app.notify(res.summary, severity="information" if res.ok else "error", timeout=6)
+        return res
+
+    async def _end_blocker_flow(self, blocker: dict) -> None:
+        item_id, fix_name, params, plan = self.retry_after_blocker
+        try:
+            res = await self.confirm_and_end_blocker(blocker)
+            if res is None or not res.ok:
+                self.running_item = None
+                return
+        except BaseException:
+            self.running_item = None
+            raise
+        self.retry_after_blocker = None
+        await self._flow(item_id, fix_name, params, confirmed_plan=plan)
+
     async def _show_panel(self, title: str) -> FixProgressPanel:
         if self.panel is not None and self.panel.is_attached:
             await self.panel.remove()
-        self.panel = FixProgressPanel(title, on_cancel=self.cancel)
+        self.panel = FixProgressPanel(title, on_cancel=self.cancel, on_end_blocker=self.end_blocker)
         target = self.mount_target() if self.mount_target else self.app.screen
         await target.mount(self.panel)
         self.panel.show_running(title)

@@ -16,11 +16,12 @@ from rich.text import Text
 
 from tui.config import TargetError
 from widgets.fix_plan import FixPlanScreen
-from widgets.preflight import ConfirmBlockerScreen, PreflightPanel, PreflightPlanScreen, SignoffScreen
+from widgets.preflight import PreflightPanel, PreflightPlanScreen, SignoffScreen
 
 #: a combined run leaves the database as it was when a step fails (as the headless run does): an INVALID
 #: index is dropped, a violated NOT VALID constraint is dropped; the step's result says so
-RUN_OPTIONS = {"on_invalid": "drop", "on_violation": "drop"}
+#: the operator is at the screen to end a lock blocker, so a step gives up on its lock sooner than headless
+RUN_OPTIONS = {"on_invalid": "drop", "on_violation": "drop", "lock_budget_s": 10.0}
 
 
 class PreflightController:
@@ -120,25 +121,12 @@ class PreflightController:
             self._cancel.set()
 
     async def end_blocker(self, config, blocker: dict) -> bool:
-        """The second confirmation, then pg_cancel_backend / pg_terminate_backend through run_fix (audited,
-        refused under --read-only). True when the signal was sent and the session is gone or idle."""
-        from tui.fixes.base import FixRefused, run_fix
-
-        if not await self.app.push_screen_wait(ConfirmBlockerScreen(blocker)):
-            return False
-        action = blocker.get("action") or "terminate"
-        fix = "terminate_backend" if action == "terminate" else "cancel_backend"
-        try:
-            res = await run_fix(config, fix, {"pids": [int(blocker["pid"])]}, confirmations=2, record=False)
-        except FixRefused as e:
-            self.app.notify(e.reason, severity="warning", timeout=8)
-            return False
-        except (TargetError, KeyError, ValueError) as e:
-            self.app.notify(f"{action} failed: {getattr(e, 'reason', e)}", severity="error", timeout=8)
-            return False
-        if self.panel is not None:
+        """The usual confirmations (the FixController's), then pg_cancel_backend / pg_terminate_backend
+        through run_fix. True when the signal was sent."""
+        res = await self.fixes.confirm_and_end_blocker(blocker)
+        if res is not None and self.panel is not None:
             self.panel.hint(res.summary, style="bold" if res.ok else "bold red")
-        return res.ok
+        return bool(res is not None and res.ok)
 
     async def _show_panel(self, combined, chosen) -> PreflightPanel:
         if self.panel is not None and self.panel.is_attached:
