@@ -51,7 +51,8 @@ class PreflightPlanScreen(ModalScreen["set[int] | None"]):
         border: thick $warning; background: $surface; padding: 0 1;
     }
     PreflightPlanScreen #preflight-head { height: auto; }
-    PreflightPlanScreen #preflight-steps { height: auto; max-height: 12; border: none; padding: 0; }
+    PreflightPlanScreen #preflight-steps { height: auto; max-height: 12; border: none; padding: 0;
+                                           text-wrap: nowrap; text-overflow: ellipsis; }
     PreflightPlanScreen #preflight-detail { height: 1fr; border-top: solid $primary-darken-2; }
     PreflightPlanScreen #preflight-status { height: auto; }
     """
@@ -158,6 +159,7 @@ class PreflightPanel(Vertical, can_focus=True):
     PreflightPanel ProgressBar { width: 1fr; }
     PreflightPanel ProgressBar Bar { width: 1fr; }
     PreflightPanel #preflight-lines, PreflightPanel #preflight-phase, PreflightPanel #preflight-hint { height: auto; }
+    PreflightPanel #preflight-lines { text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     BINDINGS = [
