@@ -44,7 +44,9 @@ def _add_common(p: argparse.ArgumentParser, top: bool) -> None:
     g.add_argument("--no-color", action="store_true", help="no colours (NO_COLOR is respected too)", **d)
     g.add_argument("--checklist", metavar="NAME|PATH", help="bundled checklist name or a TOML file", **d)
     g.add_argument("--app-root", type=Path, metavar="DIR", help="the app's files, for file probes (default .)", **d)
-    g.add_argument("--backup-dir", type=Path, metavar="DIR", help="where backup tests write dumps", **d)
+    g.add_argument("--backup-dir", type=Path, metavar="DIR", help="where backups go: backup files, backup tests' dumps (default: the checklist's)", **d)
+    g.add_argument("--crontab-file", type=Path, metavar="FILE",
+                   help="read and install the backup schedule in this file instead of the user's crontab", **d)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,6 +115,7 @@ def make_config(args: argparse.Namespace, target=None) -> Config:
         checklist=args.checklist,
         app_root=(args.app_root or Path.cwd()).expanduser(),
         backup_dir=args.backup_dir.expanduser() if args.backup_dir else None,
+        crontab_file=args.crontab_file.expanduser() if getattr(args, "crontab_file", None) else None,
         no_color=no_color,
         **kw,
     )
@@ -219,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(_normalise_argv(argv))
         for key in ("dsn", "read_only", "state_dir", "connect_timeout", "no_color", "checklist", "app_root",
-                    "backup_dir"):
+                    "backup_dir", "crontab_file"):
             if not hasattr(args, key):
                 setattr(args, key, None)
         return dispatch(args)

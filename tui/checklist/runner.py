@@ -89,7 +89,8 @@ async def check_connection(conn, config, checklist: Checklist, *, skip_kinds: It
     state = await asyncio.to_thread(load_state, config.state_dir, identity)
     ctx = ProbeContext(app_root=config.app_root, state=state,
                        statement_timeout_ms=min(int(config.statement_timeout_ms), 2000),
-                       target_local=config.target.is_local)
+                       target_local=config.target.is_local, backup_dir=getattr(config, "backup_dir", None),
+                       crontab_file=getattr(config, "crontab_file", None))
     t0 = time.perf_counter()
     results = await run_checklist(conn, checklist, ctx, only=only, skip_kinds=skip_kinds, on_result=on_result)
     duration = time.perf_counter() - t0
