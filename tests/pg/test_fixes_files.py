@@ -280,7 +280,7 @@ async def test_separate_storage_compares_filesystems(cluster, dsn, tmp_path):
     r = await _probe(cluster.dsn(DB, user=LOW_ROLE), "backups.separate_storage", _ctx(tmp_path, backup_dir=same))
     assert r.status == "manual" and f"GRANT pg_read_all_settings TO {LOW_ROLE}" in r.detail, r.detail
     r = await _probe(dsn, "backups.separate_storage", _ctx(tmp_path, backup_dir=tmp_path / "missing"))
-    assert r.status == "fail" and "no backup directory" in r.detail
+    assert r.status == "manual" and "no backup directory" in r.detail and "--backup-dir" in r.detail
     shm = Path("/dev/shm")
     if not shm.is_dir() or os.stat(shm).st_dev == os.stat(cluster.datadir).st_dev:
         pytest.skip("no other filesystem (/dev/shm) here")

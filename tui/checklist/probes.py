@@ -779,8 +779,9 @@ async def probe_separate_storage(conn, item: Item, ctx: ProbeContext):
     if not ctx.target_local:
         return MANUAL, (f"the database runs on another host: is its data directory {datadir} on another disk "
                         f"or server than the backups ({d})? A person confirms")
-    if not d.is_dir():
-        return _fail(item, f"no backup directory {d} ({source})")
+    if not d.is_dir():  # where the dumps go is not known here: a person says (or --backup-dir)
+        return MANUAL, (f"no backup directory {d} ({source}) here: give --backup-dir (a directory, or "
+                        f"s3://… / host:/path), or a person confirms where the dumps go")
 
     def mounts():
         return hostfiles.mount_of(d), hostfiles.mount_of(datadir)
