@@ -39,14 +39,6 @@ from tui.model.fixes import FixResult, Plan, Precondition, Progress
 _PLANNED: dict[str, tuple[str, float]] = {}
 PLAN_MEMORY_S = 900.0
 
-_HEADROOM_SQL = """
-SELECT current_setting('max_connections')::int AS max_connections,
-       current_setting('superuser_reserved_connections')::int
-         + coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved,
-       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'
-           OR (backend_type IS NULL AND datid IS NOT NULL))::int AS used"""
-
-
 def _app_file(ctx: FixContext, rel: str) -> Path:
     p = Path(rel).expanduser()
     return p if p.is_absolute() else Path(ctx.config.app_root) / p
@@ -95,15 +87,18 @@ class EditFile(Fix):
         return text[:a] + self.value + text[b:], m.group(1), text.count("\n", 0, a) + 1
 
     async def _headroom(self, ctx: FixContext) -> str:
+        from tui.checklist.probes import _HEADROOM_SQL  # the connection_headroom probe's own figures
+
         r = await ctx.fetchrow(_HEADROOM_SQL)
-        usable = max(r["max_connections"] - r["reserved"], 0)
+        reserved = r["superuser_reserved"] + r["reserved"]
+        usable = max(r["max_connections"] - reserved, 0)
         free = usable - r["used"]
         try:
             want = int(self.value)
         except ValueError:
             return ""
         facts = (f"the server has {usable} usable connections (max_connections {r['max_connections']} less "
-                 f"{r['reserved']} reserved), {r['used']} in use now, {free} free")
+                 f"{reserved} reserved), {r['used']} in use now, {free} free")
         if want > free:
             return (f"DOES NOT FIT: {self.label_text} {want} needs up to {want} connections but {facts}; raise "
                     f"max_connections (a restart) or put a pooler (PgBouncer) in front")
