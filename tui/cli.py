@@ -54,7 +54,9 @@ def _add_common(p: argparse.ArgumentParser, top: bool) -> None:
     g.add_argument("--no-color", action="store_true", help="no colours (NO_COLOR is respected too)", **d)
     g.add_argument("--checklist", metavar="NAME|PATH", help="bundled checklist name or a TOML file", **d)
     g.add_argument("--app-root", type=Path, metavar="DIR", help="the app's files, for file probes (default .)", **d)
-    g.add_argument("--backup-dir", type=Path, metavar="DIR", help="where backup tests write dumps", **d)
+    g.add_argument("--backup-dir", type=Path, metavar="DIR", help="where backups go: backup files, backup tests' dumps (default: the checklist's)", **d)
+    g.add_argument("--crontab-file", type=Path, metavar="FILE",
+                   help="read and install the backup schedule in this file instead of the user's crontab", **d)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,7 +120,8 @@ def make_config(args: argparse.Namespace, target=None) -> Config:
     state_dir = args.state_dir or (Path(env_state) if env_state else default_state_dir())
     no_color = bool(args.no_color or os.environ.get("NO_COLOR"))
     kw = {}
-    kw["from_memory"] = frozenset(k for k in ("checklist", "app_root", "backup_dir") if getattr(args, k, None) is None)
+    kw["from_memory"] = frozenset(k for k in ("checklist", "app_root", "backup_dir", "crontab_file")
+                                  if getattr(args, k, None) is None)
     if getattr(args, "refresh", None):
         kw["refresh"] = args.refresh
     return Config(
@@ -129,6 +132,7 @@ def make_config(args: argparse.Namespace, target=None) -> Config:
         checklist=args.checklist,
         app_root=(args.app_root or Path.cwd()).expanduser(),
         backup_dir=args.backup_dir.expanduser() if args.backup_dir else None,
+        crontab_file=args.crontab_file.expanduser() if getattr(args, "crontab_file", None) else None,
         no_color=no_color,
         **kw,
     )
@@ -237,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(_normalise_argv(argv))
         for key in ("dsn", "read_only", "state_dir", "connect_timeout", "no_color", "checklist", "app_root",
-                    "backup_dir"):
+                    "backup_dir", "crontab_file"):
             if not hasattr(args, key):
                 setattr(args, key, None)
         return dispatch(args)

@@ -230,9 +230,14 @@ def start_cluster(
     bindir: Path | None = None,
     preload_pg_stat_statements: bool = True,
     base_dir: str | None = None,
+    collect_logs: bool = False,
 ) -> Cluster:
     """initdb + start on a free loopback port. Local socket connections are trusted,
-    TCP connections use scram-sha-256 with a random superuser password."""
+    TCP connections use scram-sha-256 with a random superuser password.
+
+    ``collect_logs``: logging_collector = on, the log in ``<datadir>/log`` (the demo: the server knows
+    its log file, so pg_current_logfile() and the log_scan probe find it); else the server logs to
+    stderr, which pg_ctl writes to :attr:`Cluster.logfile`."""
     bindir = bindir or find_bindir()
     as_user = RUN_AS if _is_root() else None
     base = Path(tempfile.mkdtemp(prefix="pgpreflight-", dir=base_dir))
@@ -266,6 +271,9 @@ def start_cluster(
             "log_line_prefix": "'%m [%p] %q%u@%d '",
             "track_io_timing": "on",
         }
+        if collect_logs:
+            conf.update({"logging_collector": "on", "log_directory": "'log'",
+                         "log_filename": "'postgresql-%Y-%m-%d_%H%M%S.log'", "log_file_mode": "0640"})
         if pgss:
             conf["shared_preload_libraries"] = "'pg_stat_statements'"
             conf["pg_stat_statements.track"] = "top"

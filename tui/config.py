@@ -334,7 +334,8 @@ class Config:
     statement_timeout_ms: int = 5000
     checklist: str | None = None
     app_root: Path = field(default_factory=Path.cwd)
-    backup_dir: Path | None = None
+    backup_dir: Path | None = None  # where backups go (the probes' dir, backup_test's dumps)
+    crontab_file: Path | None = None  # the schedule in a file instead of the user's crontab (the demo's own)
     no_color: bool = False
     idle_in_xact_threshold_s: float = 60.0
     #: settings the command line did not give ("checklist", "app_root", "backup_dir"): they may come

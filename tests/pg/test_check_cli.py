@@ -140,14 +140,14 @@ def test_report_has_ticks_notes_and_fix_figures(capsys, demo_args, demo_dsn, sta
     record_fix_run(state_dir, ident, "connection_test", True, {"connections": 25, "failures": 0, "p95_ms": 11})
     from tui.checklist.state import update_state
 
-    update_state(state_dir, ident, lambda st: (st.set_tick("backups.separate_storage", by="alice"),
+    update_state(state_dir, ident, lambda st: (st.set_tick("monitoring.alerts", by="alice"),
                                                st.add_note("pool.max", "PR #412 raises it to 20", by="bob")))
     rc, out, err = cli(capsys, "report", *demo_args)
     assert rc == 0
     assert "- Backup test (dump, restore, row counts): passed at" in out and "dump_bytes 123456" in out
     assert "- Connection test: passed at" in out and "connections 25, failures 0, p95_ms 11" in out
     assert "Verdict: **NOT READY**" in out
-    line = next(l for l in out.splitlines() if "`backups.separate_storage`" in l)
+    line = next(l for l in out.splitlines() if "`monitoring.alerts`" in l)
     assert "| pass |" in line and "ticked by alice" in line and line.rstrip().endswith("|")
     assert "- `pool.max` — bob at " in out and "PR #412 raises it to 20" in out
     # the fix runs now make the last_run items pass

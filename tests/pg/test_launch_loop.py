@@ -29,16 +29,20 @@ def cluster():
 @pytest.fixture(scope="module")
 def demo_db(cluster, tmp_path_factory):
     """The demo's database, app files and state, as `pgpreflight demo` prepares them (no workload)."""
-    from tui.demo.data import build_demo_database, write_app_dir
-    from tui.demo.run import prepare_demo_state
+    import shutil
+
+    from tui.demo.data import DEMO_CRONTAB, build_demo_database, write_app_dir
+    from tui.demo.run import demo_backup_dir, prepare_demo_state
 
     base = tmp_path_factory.mktemp("demo")
     dsn = asyncio.run(build_demo_database(cluster.dsn("postgres"), DB, replace=True))
     app_dir = write_app_dir(base / "app")
     state = base / "state"
-    backup = base / "backup"
-    asyncio.run(prepare_demo_state(dsn, state, app_dir, backup, carry=False))
-    return {"dsn": dsn, "app": app_dir, "state": state, "backup": backup, "base": base}
+    backup, outside = demo_backup_dir(base)
+    asyncio.run(prepare_demo_state(dsn, state, app_dir, backup, carry=False, crontab_file=app_dir / DEMO_CRONTAB))
+    yield {"dsn": dsn, "app": app_dir, "state": state, "backup": backup, "base": base}
+    if outside:
+        shutil.rmtree(backup, ignore_errors=True)
 
 
 def cli(*args, cwd=None, env=None, timeout=300):

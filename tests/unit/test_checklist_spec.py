@@ -101,7 +101,9 @@ def test_fix_names_are_those_of_the_fixes_issue():
     c = load_checklist("images-mvp")
     fixes = {it.id: it.fix.name for it in c.items() if it.fix}
     assert set(fixes.values()) == {"create_index", "add_check_constraint", "enable_pg_stat_statements",
-                                   "slow_query_log", "backup_test", "connection_test"}
+                                   "slow_query_log", "backup_test", "connection_test",
+                                   "edit_file", "backup_schedule"}  # issue 12: pool.max, backups.daily
+    assert fixes["pool.max"] == "edit_file" and fixes["backups.daily"] == "backup_schedule"
     bc = c.item("integrity.balance_check").fix.params
     assert bc == {"table": "credit_balances", "name": "check_balance_nonnegative", "expression": "balance >= 0"}
 

@@ -28,10 +28,16 @@ Probe kinds and their parameters (every kind also takes ``on_fail = "warn"`` and
 - ``migrations``: ``dir`` (under --app-root), ``tracking_table`` + ``version_column``, ``expect_count``;
   without a tracking table, the tables the files CREATE must exist.
 - ``explain``: ``queries = [{table, sql}]``: EXPLAIN (no ANALYZE) must show an index scan on ``table``.
-- ``backup_files``: ``dir``, ``pattern``, ``max_age_hours``: the newest file is young enough and
-  passes ``gzip -t`` (.gz) or has a pg_dump header (.dump).
+- ``backup_files``: ``dir`` (``--backup-dir`` overrides it), ``pattern``, ``max_age_hours``: the newest
+  file is young enough and passes ``gzip -t`` (.gz) or has a pg_dump header (.dump). ``schedule``: also
+  wants a daily entry that makes them: ``"crontab"`` (``--crontab-file`` when given, else ``crontab -l``)
+  or a crontab file under --app-root.
+- ``separate_storage``: ``dir`` (``--backup-dir`` overrides it), ``remote``: a backup target on another
+  host (``s3://…``, ``host:/path``) passes; a local one passes when its filesystem (st_dev) is not the
+  data directory's; manual when the data directory is hidden or on another host.
 - ``last_run``: ``fix``, ``max_age_hours``, ``require = {figure = ">= 20"}``: reads the state's fix_runs.
-- ``log_scan``: ``patterns``, ``path`` (else the server's current log file); manual when unreadable.
+- ``log_scan``: ``patterns``, ``path`` (else the server's current log file: read here when the server runs
+  on this host, else through pg_read_file); manual when unreadable, naming the grant that would let it.
 - ``connection_headroom``: ``warn_ratio``, ``fail_ratio``: peak use (kept in the state) against
   max_connections less the reserved slots.
 - ``items``: ``refs``: the worst status of the items named (the success criteria).
@@ -55,6 +61,7 @@ from typing import Any, Awaitable, Callable, Iterable
 
 import asyncpg
 
+from tui.checklist import hostfiles
 from tui.checklist.spec import Checklist, Item
 from tui.checklist.state import ChecklistState, parse_iso
 from tui.model.checklist import ERROR, FAIL, MANUAL, PASS, WARN, ItemResult
@@ -62,6 +69,8 @@ from tui.model.format import clean_text
 
 OP_SYMBOL = {"==": "=", "!=": "≠", "<": "<", "<=": "≤", ">": ">", ">=": "≥"}
 NO_DB_KINDS = {"file_pattern", "backup_files", "last_run", "manual", "items"}
+#: Locations a backup_files/separate_storage ``dir`` names when nothing else is known (the seed's).
+DEFAULT_BACKUP_DIR = "/backup"
 
 
 @dataclass
@@ -71,6 +80,8 @@ class ProbeContext:
     statement_timeout_ms: int = 2000
     target_local: bool = True
     now: float = field(default_factory=time.time)
+    backup_dir: Path | str | None = None  # --backup-dir: overrides the items' dir
+    crontab_file: Path | None = None  # --crontab-file: the schedule instead of the user's crontab
 
 
 class ProbeFailed(Exception):
@@ -663,10 +674,53 @@ def _gzip_ok(path: Path) -> tuple[bool, str]:
         return False, f"gzip stream broken: {e}"
 
 
+def backup_dir_for(params: dict, ctx: ProbeContext) -> tuple[Path | str, str]:
+    """(the backup location, where it came from): --backup-dir, else the item's ``dir``."""
+    if ctx.backup_dir:
+        return (ctx.backup_dir if hostfiles.is_remote(str(ctx.backup_dir)) else Path(ctx.backup_dir)), "--backup-dir"
+    raw = str(params.get("dir") or DEFAULT_BACKUP_DIR)
+    return (raw if hostfiles.is_remote(raw) else _app_path(ctx, raw)), "the item's dir"
+
+
+def schedule_for(params: dict, ctx: ProbeContext) -> Path | None:
+    """The crontab file a ``schedule`` param names: "crontab" means --crontab-file (None: the user's crontab)."""
+    sched = params.get("schedule")
+    if sched in (None, True, "crontab"):
+        return Path(ctx.crontab_file) if ctx.crontab_file else None
+    return _app_path(ctx, str(sched))
+
+
+def schedule_needles(d: Path | str, pattern: str) -> list[str]:
+    prefix = pattern.split("*", 1)[0]
+    return [n for n in ("pg_dump", str(d), prefix if len(prefix) >= 3 else "", hostfiles.CRON_MARK) if n]
+
+
+def _check_schedule(item: Item, ctx: ProbeContext, d: Path, pattern: str) -> tuple[str | None, str]:
+    """(failure or None, evidence) of the backup schedule."""
+    sched = hostfiles.read_schedule(schedule_for(item.probe.params, ctx))
+    if sched.text is None:
+        return f"schedule not readable ({sched.why})", ""
+    found = hostfiles.find_backup_line(sched.text, schedule_needles(d, pattern))
+    if found is None:
+        return (f"no backup entry in {sched.where}" + (f" ({sched.why})" if sched.why else "")
+                + f": nothing there runs pg_dump or writes to {d}"), ""
+    line, when, _cmd = found
+    if not hostfiles.is_daily(when):
+        return f"the backup entry in {sched.where} is not daily ({when})", ""
+    return None, f"scheduled {when} in {sched.where}"
+
+
 def _backup_sync(item: Item, ctx: ProbeContext):
     p = item.probe.params
-    d = _app_path(ctx, p["dir"])
+    d, source = backup_dir_for(p, ctx)
     pattern = p.get("pattern", "*")
+    if isinstance(d, str):
+        return MANUAL, f"backups go to {d} ({source}), on another host: check its newest file there"
+    sched_ok = ""
+    if p.get("schedule"):
+        problem, sched_ok = _check_schedule(item, ctx, d, pattern)
+        if problem:
+            return _fail(item, problem)
     if not d.is_dir():
         return _fail(item, f"no backup directory {d}")
     try:
@@ -674,13 +728,13 @@ def _backup_sync(item: Item, ctx: ProbeContext):
     except OSError as e:
         return ERROR, f"cannot list {d}: {e.strerror or e}"
     if not files:
-        return _fail(item, f"no file matching {pattern} in {d}")
+        return _fail(item, f"no file matching {pattern} in {d}" + (f" ({sched_ok})" if sched_ok else ""))
     newest = max(files, key=lambda f: f.stat().st_mtime)
     st = newest.stat()
     age = ctx.now - st.st_mtime
     max_h = float(p.get("max_age_hours", 26))
     size = st.st_size
-    what = f"{newest.name}, {_age(age)} old, {size:,} bytes"
+    what = f"{newest.name} in {d}, {_age(age)} old, {size:,} bytes"
     if age > max_h * 3600:
         return _fail(item, f"newest is {what}: older than {max_h:g} h")
     if size == 0:
@@ -695,11 +749,51 @@ def _backup_sync(item: Item, ctx: ProbeContext):
         ok, how = True, "no integrity test for this format"
     if not ok:
         return _fail(item, f"newest is {what}: {how}")
-    return PASS, f"{what}, {how}"
+    return PASS, f"{what}, {how}" + (f"; {sched_ok}" if sched_ok else "")
 
 
 async def probe_backup_files(conn, item: Item, ctx: ProbeContext):
     return await asyncio.to_thread(_backup_sync, item, ctx)
+
+
+async def probe_separate_storage(conn, item: Item, ctx: ProbeContext):
+    """The backup location against the data directory: another host passes; a local directory passes
+    when it is on another filesystem (st_dev) than the data directory."""
+    p = item.probe.params
+    remote = p.get("remote")
+    if remote:
+        return PASS, f"backups go to {remote}, on another host (the item's remote)"
+    d, source = backup_dir_for(p, ctx)
+    if isinstance(d, str):
+        return PASS, f"backups go to {d} ({source}), on another host"
+    datadir, hidden = None, ""
+    try:
+        async with conn.transaction():
+            datadir = await conn.fetchval("SELECT current_setting('data_directory')")
+    except asyncpg.InsufficientPrivilegeError:
+        role = await conn.fetchval("SELECT quote_ident(current_user)")
+        hidden = (f"data_directory is hidden from role {role}: GRANT pg_read_all_settings TO {role} "
+                  f"(or connect as a superuser) to compare the filesystems")
+    if datadir is None:
+        return MANUAL, hidden or "the server did not say its data directory"
+    if not ctx.target_local:
+        return MANUAL, (f"the database runs on another host: is its data directory {datadir} on another disk "
+                        f"or server than the backups ({d})? A person confirms")
+    if not d.is_dir():  # where the dumps go is not known here: a person says (or --backup-dir)
+        return MANUAL, (f"no backup directory {d} ({source}) here: give --backup-dir (a directory, or "
+                        f"s3://… / host:/path), or a person confirms where the dumps go")
+
+    def mounts():
+        return hostfiles.mount_of(d), hostfiles.mount_of(datadir)
+
+    try:
+        bm, dm = await asyncio.to_thread(mounts)
+    except OSError as e:
+        return MANUAL, f"cannot stat {e.filename or datadir} here ({e.strerror or e}): a person compares the disks"
+    if bm.st_dev == dm.st_dev:
+        return _fail(item, f"same filesystem: backup dir {d} and data directory {datadir} are both on {dm.describe()}")
+    volatile = " (memory: gone at reboot)" if bm.fstype == "tmpfs" else ""
+    return PASS, f"backup dir {d} on {bm.describe()}{volatile}, data directory {datadir} on {dm.describe()}"
 
 
 # ----------------------------------------------------------------------------------------- last_run
@@ -770,6 +864,68 @@ def _read_tail(path: Path, max_bytes: int) -> str:
         return f.read().decode("utf-8", errors="replace")
 
 
+async def _try(conn, sql: str, *args):
+    """(value, denied): one read in a savepoint, so a privilege error does not end the probe's transaction."""
+    try:
+        async with conn.transaction():
+            return await conn.fetchval(sql, *args), False
+    except (asyncpg.InsufficientPrivilegeError, asyncpg.UndefinedFunctionError):
+        return None, True
+
+
+async def _server_log(conn, ctx: ProbeContext, max_bytes: int) -> tuple[str | None, str | None, str]:
+    """(the tail of the server's current log, where it was read, why not). Found with pg_current_logfile()
+    (superuser or EXECUTE), else the newest file of pg_ls_logdir() (pg_monitor); read here when the server runs on this host,
+    else through pg_read_file (EXECUTE on it, or superuser). Says which grant would let it."""
+    role = await conn.fetchval("SELECT quote_ident(current_user)")
+    logfile, denied = await _try(conn, "SELECT pg_current_logfile()")
+    size = None
+    if denied or logfile is None:
+        row_denied = False
+        try:
+            async with conn.transaction():
+                row = await conn.fetchrow("SELECT name, size FROM pg_ls_logdir() ORDER BY modification DESC LIMIT 1")
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.UndefinedFunctionError):
+            row, row_denied = None, True
+        except asyncpg.PostgresError:  # no log directory yet
+            row = None
+        if row is not None:
+            logdir = await conn.fetchval("SELECT current_setting('log_directory')")
+            logfile, size = f"{logdir.rstrip('/')}/{row['name']}", int(row["size"])
+        elif denied and row_denied:
+            return None, None, (f"finding it needs GRANT pg_monitor TO {role} (for pg_ls_logdir), or "
+                                f"GRANT EXECUTE ON FUNCTION pg_current_logfile() TO {role}")
+    if logfile is None:
+        collector = await conn.fetchval("SELECT current_setting('logging_collector')")
+        return None, None, ("the server logs to stderr (logging_collector is off), outside its knowledge: "
+                            "set logging_collector = on, or give the log file as the item's path"
+                            if collector == "off" else "the server has no current log file")
+    datadir, _ = await _try(conn, "SELECT current_setting('data_directory')")
+    why = ""
+    if ctx.target_local and (os.path.isabs(logfile) or datadir):
+        full = Path(logfile) if os.path.isabs(logfile) else Path(datadir) / logfile
+        try:
+            return await asyncio.to_thread(_read_tail, full, max_bytes), str(full), ""
+        except OSError as e:
+            why = f"cannot read {full} here: {e.strerror or e}"
+    elif ctx.target_local:
+        why = f"the log {logfile} is relative to the hidden data_directory (GRANT pg_read_all_settings TO {role})"
+    if size is None:
+        size, denied = await _try(conn, "SELECT (pg_stat_file($1)).size", logfile)
+    else:
+        denied = False
+    text = None
+    if not denied and size is not None:
+        text, denied = await _try(conn, "SELECT pg_read_file($1, $2, $3)", logfile, max(0, int(size) - max_bytes),
+                                  max_bytes)
+    if text is not None:
+        return text, f"{logfile} (read through the server)", ""
+    grant = (f"reading {logfile} needs GRANT EXECUTE ON FUNCTION pg_read_file(text,bigint,bigint), "
+             f"pg_stat_file(text) TO {role}, or pgpreflight on the database host (outside the data and log "
+             f"directories also pg_read_server_files)")
+    return None, None, "; ".join(x for x in (why, grant) if x)
+
+
 async def probe_log_scan(conn, item: Item, ctx: ProbeContext):
     p = item.probe.params
     patterns = list(p.get("patterns") or DEFAULT_LOG_PATTERNS)
@@ -783,40 +939,9 @@ async def probe_log_scan(conn, item: Item, ctx: ProbeContext):
         except OSError as e:
             why_not = f"cannot read {path}: {e.strerror or e}"
     else:
-        logfile = datadir = None
-        try:
-            async with conn.transaction():
-                logfile = await conn.fetchval("SELECT pg_current_logfile()")
-        except asyncpg.InsufficientPrivilegeError:
-            why_not = "pg_current_logfile() needs more privilege"
-        try:
-            async with conn.transaction():
-                datadir = await conn.fetchval("SELECT current_setting('data_directory')")
-        except asyncpg.InsufficientPrivilegeError:
-            pass
-        if logfile is None and not why_not:
-            collector = await conn.fetchval("SELECT current_setting('logging_collector')")
-            why_not = ("the server logs to stderr (logging_collector is off), outside its knowledge"
-                       if collector == "off" else "the server has no current log file")
-        if logfile:
-            full = Path(logfile) if os.path.isabs(logfile) or not datadir else Path(datadir) / logfile
-            if ctx.target_local:
-                try:
-                    text = await asyncio.to_thread(_read_tail, full, max_bytes)
-                    where = str(full)
-                except OSError as e:
-                    why_not = f"cannot read {full} here: {e.strerror or e}"
-            if text is None:
-                try:
-                    async with conn.transaction():
-                        size = await conn.fetchval("SELECT (pg_stat_file($1)).size", logfile)
-                        text = await conn.fetchval("SELECT pg_read_file($1, $2, $3)", logfile,
-                                                   max(0, size - max_bytes), max_bytes)
-                    where = f"{logfile} (read through the server)"
-                except asyncpg.InsufficientPrivilegeError:
-                    why_not = (why_not + "; " if why_not else "") + "pg_read_file needs pg_read_server_files"
+        text, where, why_not = await _server_log(conn, ctx, max_bytes)
     if text is None:
-        return MANUAL, f"server log not readable from here ({why_not}): look for {', '.join(repr(x) for x in patterns)}"
+        return MANUAL, f"server log not readable: {why_not}; look for {', '.join(repr(x) for x in patterns)}"
     counts, last = _scan_text(text, patterns)
     total = sum(counts.values())
     if total:
@@ -880,6 +1005,7 @@ PROBES: dict[str, ProbeFn] = {
     "migrations": probe_migrations,
     "explain": probe_explain,
     "backup_files": probe_backup_files,
+    "separate_storage": probe_separate_storage,
     "last_run": probe_last_run,
     "log_scan": probe_log_scan,
     "connection_headroom": probe_connection_headroom,

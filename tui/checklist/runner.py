@@ -73,9 +73,10 @@ class Resolved:
     source: str  # "--checklist", "remembered for this database (…)", "the database setting …", …
 
 
+#: what is remembered with the checklist (the command line's flags of the same names win)
+REMEMBERED_PATHS = ("app_root", "backup_dir", "crontab_file")
 _DB_SETTINGS_SQL = ("SELECT current_setting('pgpreflight.checklist', true) AS checklist, "
-                    "current_setting('pgpreflight.app_root', true) AS app_root, "
-                    "current_setting('pgpreflight.backup_dir', true) AS backup_dir")
+                    + ", ".join(f"current_setting('pgpreflight.{k}', true) AS {k}" for k in REMEMBERED_PATHS))
 
 
 def _checklist_ref(name: str) -> str:
@@ -120,15 +121,12 @@ async def resolve_checklist(conn, config, state: ChecklistState | None = None) -
             row = None
         if row is not None and row["checklist"]:
             chosen = row["checklist"]
-            values = {"app_root": row["app_root"] or None, "backup_dir": row["backup_dir"] or None}
+            values = {k: row[k] or None for k in REMEMBERED_PATHS}
             source = "the database setting pgpreflight.checklist"
     if not chosen:
         return Resolved(config, checklist_for(config), "config file or default")
-    kw = {}
-    if "app_root" in memory and values.get("app_root"):
-        kw["app_root"] = Path(values["app_root"])
-    if "backup_dir" in memory and values.get("backup_dir"):
-        kw["backup_dir"] = Path(values["backup_dir"])
+    kw = {k: Path(values[k]) for k in REMEMBERED_PATHS
+          if k in memory and isinstance(values.get(k), str) and values[k] and hasattr(config, k)}
     return Resolved(replace(config, **kw) if kw else config, load_checklist(chosen), source)
 
 
@@ -150,8 +148,10 @@ def remember_choice(st: ChecklistState, config) -> None:
     """Called on each run with ``--checklist``: that checklist (and its app root) is now this database's."""
     if not config.checklist:
         return
+    crontab = getattr(config, "crontab_file", None)
     st.set_choice(_checklist_ref(config.checklist), app_root=str(config.app_root),
-                  backup_dir=str(config.backup_dir) if config.backup_dir else None)
+                  backup_dir=str(config.backup_dir) if config.backup_dir else None,
+                  crontab_file=str(crontab) if crontab else None)
 
 
 @dataclass
@@ -181,7 +181,8 @@ async def check_connection(conn, config, checklist: Checklist, *, skip_kinds: It
     state = await asyncio.to_thread(load_state, config.state_dir, identity)
     ctx = ProbeContext(app_root=config.app_root, state=state,
                        statement_timeout_ms=min(int(config.statement_timeout_ms), 2000),
-                       target_local=config.target.is_local)
+                       target_local=config.target.is_local, backup_dir=getattr(config, "backup_dir", None),
+                       crontab_file=getattr(config, "crontab_file", None))
     t0 = time.perf_counter()
     results = await run_checklist(conn, checklist, ctx, only=only, skip_kinds=skip_kinds, on_result=on_result)
     duration = time.perf_counter() - t0

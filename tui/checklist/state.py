@@ -133,13 +133,13 @@ class ChecklistState:
         self.fix_runs[fix_name] = run
 
     def set_choice(self, checklist: str, *, app_root: str | None = None, backup_dir: str | None = None,
-                   by: str | None = None, at: str | None = None) -> None:
+                   crontab_file: str | None = None, by: str | None = None, at: str | None = None) -> None:
         """Remember the checklist chosen for this database (and the app root and backup directory it was
         checked with), so that check, report and fix without --checklist use it."""
         old = self.choice if isinstance(self.choice, dict) else {}
         new: dict[str, Any] = {"checklist": str(checklist), "by": by or os_user(), "at": at or now_iso()}
         same = old.get("checklist") == new["checklist"]
-        for key, value in (("app_root", app_root), ("backup_dir", backup_dir)):
+        for key, value in (("app_root", app_root), ("backup_dir", backup_dir), ("crontab_file", crontab_file)):
             if value is not None:
                 new[key] = str(value)
             elif same and isinstance(old.get(key), str):

@@ -8,7 +8,8 @@ none of the performance indexes it lists, no ``CHECK (balance >= 0)`` on
 ``credit_balances``, and ``pg_stat_statements`` preloaded by the server but not created.
 
 :func:`write_app_dir` writes the app's files the checklist points at: ``server/db.ts``
-(``max: 10`` on line 28), ``server/migrations/*.sql`` and ``shared/schema.ts``.
+(``max: 10`` on line 28), ``server/migrations/*.sql``, ``shared/schema.ts`` and ``ops/crontab`` (no
+backup entry yet).
 
 asyncpg only: no textual import.
 """
@@ -400,4 +401,15 @@ def write_app_dir(target: Path) -> Path:
         shutil.copyfile(APP_TEMPLATE_DIR / rel, target / rel)
     for path in migration_files():
         shutil.copyfile(path, target / "server" / "migrations" / path.name)
+    (target / "ops").mkdir(exist_ok=True)
+    (target / DEMO_CRONTAB).write_text(CRONTAB_HEADER, encoding="utf-8")
     return target
+
+
+#: The demo's crontab (relative to the app dir): the demo points --crontab-file here, so the backup
+#: schedule is read and installed in the demo's own directory, never the real user's crontab.
+DEMO_CRONTAB = "ops/crontab"
+CRONTAB_HEADER = """# The images-mvp server's crontab (the demo's stand-in for `crontab -l`; pgpreflight demo reads and
+# installs the backup schedule here, never in the real user's crontab).
+SHELL=/bin/bash
+"""

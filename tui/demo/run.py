@@ -3,8 +3,11 @@ live workload, watched by the monitor (or, with --no-ui, served until a signal).
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -32,7 +35,7 @@ def demo_state_dir(args, throwaway: Path) -> tuple[Path, bool]:
 
 
 async def prepare_demo_state(dsn: str, state_dir: Path, app_dir: Path, backup_dir: Path | None = None,
-                             *, carry: bool = True) -> None:
+                             *, carry: bool = True, crontab_file: Path | None = None) -> None:
     """Make the demo database's checklist images-mvp wherever it is checked from: remembered in the state
     (with the app root), and as the database's own pgpreflight.* settings. With a kept state dir, the
     ticks and notes of the previous demo database are carried over to this one (each demo is a new
@@ -47,7 +50,8 @@ async def prepare_demo_state(dsn: str, state_dir: Path, app_dir: Path, backup_di
     try:
         db = await conn.fetchval("SELECT current_database()")
         for key, value in (("checklist", DEMO_CHECKLIST), ("app_root", str(app_dir)),
-                           ("backup_dir", str(backup_dir) if backup_dir else None)):
+                           ("backup_dir", str(backup_dir) if backup_dir else None),
+                           ("crontab_file", str(crontab_file) if crontab_file else None)):
             if value is not None:
                 await conn.execute(f"ALTER DATABASE \"{db}\" SET pgpreflight.{key} = "
                                    + "'" + value.replace("'", "''") + "'")
@@ -72,7 +76,8 @@ async def prepare_demo_state(dsn: str, state_dir: Path, app_dir: Path, backup_di
                 st.ticks.setdefault(item_id, tick)
             for item_id, notes in old.notes.items():
                 st.notes.setdefault(item_id, list(notes))
-        st.set_choice(DEMO_CHECKLIST, app_root=str(app_dir), backup_dir=str(backup_dir) if backup_dir else None)
+        st.set_choice(DEMO_CHECKLIST, app_root=str(app_dir), backup_dir=str(backup_dir) if backup_dir else None,
+                      crontab_file=str(crontab_file) if crontab_file else None)
 
     update_state(state_dir, identity, change)
     write_atomic(marker, json.dumps({"system_identifier": identity.system_identifier,
@@ -92,6 +97,22 @@ def next_steps(dsn: str, state_dir: Path) -> list[str]:
             f"pgpreflight report {base}",
             f"pgpreflight fix --all --dry-run {base}",
             f"pgpreflight fix --all --yes {base}"]
+
+
+def demo_backup_dir(base: Path) -> tuple[Path, bool]:
+    """(the demo's backup directory, whether it lives outside ``base`` and needs removing). A backup on
+    the data directory's disk fails backups.separate_storage honestly, so the demo puts its backups on
+    another filesystem when this host has one it may write: /dev/shm (a tmpfs, another st_dev than the
+    cluster's directory). Else ``<base>/backup``, and that item fails ("same filesystem"), as it should."""
+    shm = Path("/dev/shm")
+    try:
+        if shm.is_dir() and os.access(shm, os.W_OK) and os.stat(shm).st_dev != os.stat(base).st_dev:
+            return Path(tempfile.mkdtemp(prefix="pgpreflight-demo-backup-", dir=str(shm))), True
+    except OSError:
+        pass
+    d = base / "backup"
+    d.mkdir(exist_ok=True)
+    return d, False
 
 
 def run_demo(args) -> int:
@@ -114,18 +135,28 @@ def run_demo(args) -> int:
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     cluster = None
     workload = None
+    backup_dir, backup_outside = None, False
     try:
         _say("starting a throwaway PostgreSQL cluster…")
         try:
-            cluster = start_cluster()
+            cluster = start_cluster(collect_logs=True)  # the server knows its log: pool.errors can read it
         except ClusterError as e:
             _say(str(e))
             return EXIT_USAGE
         _say("creating the images-mvp database and its data…")
         dsn = asyncio.run(build_demo_database(cluster.dsn("postgres"), "metaextract"))
         app_dir = write_app_dir(cluster.base / "app")
+        from tui.demo.data import DEMO_CRONTAB
+
+        # the demo's own backup directory and schedule: nothing outside the demo's directories changes
+        if getattr(args, "backup_dir", None) is None:
+            backup_dir, backup_outside = demo_backup_dir(cluster.base)
+            args.backup_dir = backup_dir
+        if getattr(args, "crontab_file", None) is None:
+            args.crontab_file = app_dir / DEMO_CRONTAB
         state_dir, kept = demo_state_dir(args, cluster.base / "state")
-        asyncio.run(prepare_demo_state(dsn, state_dir, app_dir, carry=kept))
+        asyncio.run(prepare_demo_state(dsn, state_dir, app_dir, args.backup_dir, carry=kept,
+                                       crontab_file=args.crontab_file))
         if not getattr(args, "no_workload", False):
             workload = start_in_thread(dsn)
         if args.no_ui:
@@ -161,4 +192,6 @@ def run_demo(args) -> int:
         if cluster is not None:
             cluster.destroy()
             _say("stopped the server and removed its files")
+        if backup_outside and backup_dir is not None:
+            shutil.rmtree(backup_dir, ignore_errors=True)
 

@@ -16,7 +16,7 @@ Public API (see tui.fixes.base for the guards):
 """
 from tui.fixes.base import (REGISTRY, Fix, FixCancelled, FixContext, FixError, FixRefused, PlanChanged,
                             get_fix_class, params_for_item, plan_fix, run_fix, run_followup)
-from tui.fixes import backup, connections, constraints, indexes, settings  # noqa: F401  (register the fixes)
+from tui.fixes import backup, connections, constraints, files, indexes, settings  # noqa: F401  (register the fixes)
 
 
 

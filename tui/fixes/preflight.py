@@ -24,8 +24,7 @@ ORDER = {
     "create_index": 2,
     "add_check_constraint": 3,
     "edit_file": 4,
-    "pool_max": 4,
-    "daily_backup": 6,
+    "backup_schedule": 6,
     "backup_test": 7,
     "connection_test": 8,
 }
