@@ -169,9 +169,10 @@ class PreflightPanel(Vertical, can_focus=True):
         Binding("escape", "close", "Close", id="preflight_panel.close"),
     ]
 
-    def __init__(self, combined: CombinedPlan, chosen: set[int], *, on_cancel=None,
+    def __init__(self, combined: CombinedPlan, chosen: set[int], *, on_cancel=None, on_close=None,
                  id: str | None = "preflight-panel") -> None:
         super().__init__(id=id)
+        self.on_close = on_close
         self.combined = combined
         self.status = {s.n: ("waiting" if s.n in chosen else "left out") for s in combined.steps}
         self.summaries: dict[int, str] = {}
@@ -279,6 +280,8 @@ class PreflightPanel(Vertical, can_focus=True):
     def action_close(self) -> None:
         if not self.running:
             self.remove()
+            if self.on_close is not None:
+                self.on_close()
 
 
 class SignoffScreen(ModalScreen["str | None"]):

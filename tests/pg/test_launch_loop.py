@@ -13,7 +13,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from pg_helpers import own_cluster as start_own_cluster
 
 pytestmark = [pytest.mark.pg]
 
@@ -23,7 +22,12 @@ DB = "launch_loop"
 
 @pytest.fixture(scope="module")
 def cluster():
-    yield from start_own_cluster()
+    """The demo's kind of server: its own, with the log where the server knows it (pool.errors reads it)."""
+    from tui.cluster import start_cluster
+
+    c = start_cluster(collect_logs=True)
+    yield c
+    c.destroy()
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +149,12 @@ def test_fix_all_yes_makes_every_automatic_item_pass(demo_db):
 
 
 def test_report_is_ready_once_the_manual_items_are_ticked(demo_db, tmp_path):
-    from tui.checklist.spec import load_checklist
+    """After fix --all --yes (the test before): a person ticks what only a person can confirm."""
     from tui.checklist.state import fetch_identity, update_state
 
-    manual = [i.id for i in load_checklist("images-mvp").items() if i.manual]
+    r = cli("check", "--dsn", demo_db["dsn"], "--state-dir", str(demo_db["state"]), "--format", "json")
+    manual = [i["id"] for i in json.loads(r.stdout)["items"] if i["status"] == "manual"]
+    assert sorted(manual) == ["monitoring.alerts", "performance.plans_reviewed"], manual
 
     async def tick():
         c = await asyncpg.connect(demo_db["dsn"])

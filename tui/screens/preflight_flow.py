@@ -134,7 +134,9 @@ class PreflightController:
         old = self.fixes.panel
         if old is not None and old.is_attached:
             await old.remove()
-        self.panel = PreflightPanel(combined, chosen, on_cancel=self.cancel)
+        refocus = getattr(self.app, "_focus_checklist", None)
+        self.panel = PreflightPanel(combined, chosen, on_cancel=self.cancel,
+                                    on_close=(lambda: self.app.call_after_refresh(refocus)) if refocus else None)
         target = self.fixes.mount_target() if self.fixes.mount_target else self.app.screen
         await target.mount(self.panel)
         self.panel.focus()
