@@ -143,6 +143,9 @@ class PreflightPlanScreen(ModalScreen["set[int] | None"]):
         self.dismiss(None)
 
 
+RUNNING_HINT = "c cancels the running step and the rest; the monitor keeps refreshing"
+
+
 class PreflightPanel(Vertical, can_focus=True):
     """The run, step by step: one line a step with its mark, the running step's progress, and the result
     of each. When a step could not get its lock, the panel names the root holder and waits for the
@@ -185,8 +188,7 @@ class PreflightPanel(Vertical, can_focus=True):
         yield Static(self._lines(), id="preflight-lines")
         yield ProgressBar(total=len(self.combined.steps), show_eta=False, id="preflight-bar")
         yield Static("", id="preflight-phase")
-        yield Static(Text("c cancels the running step and the rest; the monitor keeps refreshing", style="dim"),
-                     id="preflight-hint")
+        yield Static(Text(RUNNING_HINT, style="dim"), id="preflight-hint")
 
     def _lines(self) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
@@ -241,6 +243,7 @@ class PreflightPanel(Vertical, can_focus=True):
         finally:
             self._decision = None
             self.blocked = None
+            self.hint(RUNNING_HINT)
 
     def finished(self, text: Text, ok: bool) -> None:
         self.running = False
