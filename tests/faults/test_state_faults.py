@@ -111,7 +111,7 @@ def test_state_dir_under_a_regular_file(cluster, identity, tmp_path):
     assert str(state_dir) in lines[0]
     assert blocker.read_text() == "I am a file\n"
     rep = run_cli("report", "--checklist", "general", "--dsn", cluster.dsn(DB), "--state-dir", str(state_dir))
-    assert rep.returncode == 0 and "Traceback" not in rep.stderr, rep.stderr
+    assert rep.returncode == 1 and "Traceback" not in rep.stderr, rep.stderr
     assert "# Launch sign-off" in rep.stdout
 
 

@@ -119,7 +119,7 @@ def test_no_password_in_output_state_or_report(capsys, cluster, demo_dsn, demo_a
         outputs += [out, err]
     report = tmp_path / "signoff.md"
     rc, out, err = cli(capsys, "report", *args, "-o", str(report))
-    assert rc == 0 and report.exists()
+    assert rc == 1 and report.exists()  # written; exit 1: the database is not ready
     outputs += [out, err, report.read_text()]
     outputs += [p.read_text() for p in (state_dir / "checklist").glob("*.json")]
     assert outputs and all(cluster.password not in o for o in outputs)
@@ -143,7 +143,7 @@ def test_report_has_ticks_notes_and_fix_figures(capsys, demo_args, demo_dsn, sta
     update_state(state_dir, ident, lambda st: (st.set_tick("monitoring.alerts", by="alice"),
                                                st.add_note("pool.max", "PR #412 raises it to 20", by="bob")))
     rc, out, err = cli(capsys, "report", *demo_args)
-    assert rc == 0
+    assert rc == 1  # the report is printed; exit 1: NOT READY
     assert "- Backup test (dump, restore, row counts): passed at" in out and "dump_bytes 123456" in out
     assert "- Connection test: passed at" in out and "connections 25, failures 0, p95_ms 11" in out
     assert "Verdict: **NOT READY**" in out

@@ -96,13 +96,15 @@ def test_check_remembers_the_checklist_given(cluster, tmp_path):
     r = cli("check", "--dsn", dsn, "--state-dir", str(state), "--checklist", "images-mvp", "--format", "json")
     assert json.loads(r.stdout)["checklist"] == "images-mvp"
     r = cli("check", "--dsn", dsn, "--state-dir", str(state), "--format", "json")
-    doc = json.loads(r.stdout)
-    assert doc["checklist"] == "images-mvp" and doc["checklist_source"].startswith("remembered")
+    assert json.loads(r.stdout)["checklist"] == "images-mvp"
+    r = cli("report", "--dsn", dsn, "--state-dir", str(state))
+    assert "`images-mvp`" in r.stdout and "remembered for this database (chosen by" in r.stdout
     r = cli("check", "--dsn", dsn, "--state-dir", str(state), "--checklist", "general", "--format", "json")
     r = cli("check", "--dsn", dsn, "--state-dir", str(state), "--format", "json")
     assert json.loads(r.stdout)["checklist"] == "general"
-    r = cli("check", "--dsn", dsn, "--state-dir", str(tmp_path / "other"), "--format", "json")
-    assert json.loads(r.stdout)["checklist_source"] == "config file or default"
+    r = cli("check", "--dsn", dsn, "--state-dir", str(tmp_path / "other"), "--format", "json",
+            env={"PGPREFLIGHT_CONFIG": str(tmp_path / "none.toml")})
+    assert json.loads(r.stdout)["checklist"] == "general"  # nothing remembered there: the default
 
 
 def test_fix_all_dry_run_changes_nothing(demo_db):

@@ -30,7 +30,6 @@ def summary_line(run: CheckRun) -> str:
 def to_json(run: CheckRun) -> str:
     doc = {
         "checklist": run.checklist.name,
-        "checklist_source": run.source,
         "database": run.database,
         "checked_at": _iso(run.checked_at),
         "items": [

@@ -161,8 +161,9 @@ def run_demo(args) -> int:
             workload = start_in_thread(dsn)
         if args.no_ui:
             print(dsn, flush=True)
-            _say(f"ready; the app's files are in {app_dir}; checklist state in {state_dir}"
-                 f"{'' if kept else ' (removed on exit)'}; stop with Ctrl+C or SIGTERM")
+            _say(f"ready; the app's files are in {app_dir}; remembered for this database with images-mvp: "
+                 f"--app-root {app_dir} --backup-dir {args.backup_dir} --crontab-file {args.crontab_file}; "
+                 f"checklist state in {state_dir}{'' if kept else ' (removed on exit)'}; stop with Ctrl+C or SIGTERM")
             _say("check it, write the sign-off, fix it (images-mvp is remembered for this database):")
             for line in next_steps(dsn, state_dir):
                 print(f"  {line}", file=sys.stderr, flush=True)
