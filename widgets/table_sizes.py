@@ -5,6 +5,7 @@ from datetime import datetime
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
@@ -26,10 +27,13 @@ class TableSizesPane(Vertical):
     TableSizesPane #table-sizes { height: 1fr; }
     """
 
+    BINDINGS = [Binding("enter", "toggle_partitions", "Partitions", id="tables.partitions")]
+
     def __init__(self, interval_s: float = 30.0, **kw) -> None:
         super().__init__(**kw)
         self.interval_s = interval_s
         self.snapshot: TablesSnapshot | None = None
+        self.unfolded: set[str] = set()  # partitioned tables whose partitions are shown under them
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for the first poll…", id="tables-summary")
@@ -51,19 +55,64 @@ class TableSizesPane(Vertical):
         if snap.note:
             t.append(f"  {snap.note}", style="yellow")
         self.query_one("#tables-summary", Static).update(t)
-        sync_rows(self.query_one("#table-sizes", DataTable), [(x.qualified_name, self._cells(x)) for x in snap.tables])
+        self._sync()
+
+    def _sync(self) -> None:
+        snap = self.snapshot
+        if snap is None:
+            return
+        rows = []
+        for x in snap.tables:
+            rows.append((x.qualified_name, self._cells(x, unfolded=x.qualified_name in self.unfolded)))
+            if x.partition_count is not None and x.qualified_name in self.unfolded:
+                for n, p in enumerate(x.partitions):
+                    last = n == len(x.partitions) - 1
+                    rows.append((f"{x.qualified_name}\x00{p.qualified_name}", self._cells(p, child="└ " if last else "├ ")))
+        sync_rows(self.query_one("#table-sizes", DataTable), rows)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on the table (DataTable's own binding selects the row): fold or unfold partitions."""
+        event.stop()
+        self.action_toggle_partitions()
+
+    def action_toggle_partitions(self) -> None:
+        """Enter on a partitioned table: fold or unfold its partitions."""
+        from widgets._keyed import row_key_at_cursor
+
+        key = row_key_at_cursor(self.query_one("#table-sizes", DataTable))
+        if key is None:
+            return
+        parent = key.split("\x00", 1)[0]
+        x = next((t for t in (self.snapshot.tables if self.snapshot else ()) if t.qualified_name == parent), None)
+        if x is None or x.partition_count is None:
+            self.notify("not a partitioned table: Enter unfolds a partitioned table's partitions", timeout=3)
+            return
+        self.unfolded ^= {parent}
+        self._sync()
 
     @staticmethod
-    def _cells(x: TableStat) -> tuple:
+    def _cells(x: TableStat, *, unfolded: bool = False, child: str = "") -> tuple:
         def n(v):
             return fmt.count(v) if v is not None else "—"
+        name = Text(no_wrap=True, overflow="ellipsis")
+        if child:
+            name.append("  " + child, style="dim")
+        elif x.partition_count is not None:
+            name.append("▾ " if unfolded else "▸ ", style="bold")
+        name.append(x.qualified_name)
+        if x.partition_count is not None:
+            name.append(f" ({x.partition_count} partitions)", style="dim")
+        if x.locked:
+            name.append(f" (locked by pid {x.locked_by})" if x.locked_by else " (locked)", style="yellow")
         growth = "—" if x.growth_bytes_per_min is None else (
             ("+" if x.growth_bytes_per_min >= 0 else "-") + fmt.size(abs(x.growth_bytes_per_min)))
         vac = x.last_autovacuum.strftime("%m-%d %H:%M") if isinstance(x.last_autovacuum, datetime) else "never"
         dead_style = "yellow" if x.dead_rows and x.est_rows and x.dead_rows > 0.2 * x.est_rows else ""
         return (
-            Text(x.qualified_name + (" (locked)" if x.locked else "")),
-            Text(("~" if x.locked else "") + fmt.size(x.total_bytes), justify="right", style="bold"),
+            name,
+            Text(x.size_text if x.total_bytes is not None else
+                 (f"{fmt.size(x.last_bytes)}?" if x.last_bytes is not None else "unknown"),
+                 justify="right", style="bold" if x.total_bytes is not None else "dim italic"),
             Text(growth, justify="right", style="green" if (x.growth_bytes_per_min or 0) > 0 else ""),
             Text(n(x.est_rows), justify="right"),
             Text("SEQ-SCAN" if x.mostly_seq_scanned else "", style="bold yellow"),

@@ -60,7 +60,9 @@ async def test_live_panes_show_real_sessions_and_skip_hidden_panes(scene, state_
         await pilot.press("3")
         await until(pilot, lambda: QUALIFIED in table_keys(app, "#table-sizes"), what="table sizes")
         sizes = app.query_one("#table-sizes", DataTable)
-        assert sizes.get_cell(QUALIFIED, "name").plain == QUALIFIED + " (locked)"  # the holder's ACCESS EXCLUSIVE
+        # the holder's ACCESS EXCLUSIVE: named, and the size not made up
+        assert sizes.get_cell(QUALIFIED, "name").plain == QUALIFIED + f" (locked by pid {p['holder']})"
+        assert sizes.get_cell(QUALIFIED, "total").plain == "unknown"
         polled = app.polls["tables"]
         await until(pilot, lambda: app.polls["server"] >= 8, what="more header polls")
         assert app.polls["tables"] == polled  # 30 s interval: not again yet

@@ -67,10 +67,14 @@ async def test_snapshot_json_shows_real_sessions(scene):
     assert data["connections"]["total"] == sum(by_state.values()) == len(sessions)
     assert data["connections"]["sessions_omitted"] == 0
     assert data["connections"]["by_application"]["test-slow"] == 1
-    # the big table is locked ACCESS EXCLUSIVE: sized from pg_class, without queueing behind the lock
+    # the big table is locked ACCESS EXCLUSIVE: not measured (no queueing behind the lock), so its size is
+    # null, never a pg_class figure passed off as measured; it still ranks first (by its estimate), and
+    # the lock's holder is named
     big = data["tables"]["tables"][0]
     assert big["qualified_name"] == QUALIFIED and big["locked"] is True
-    assert big["table_bytes"] is None and big["total_bytes"] > 10 * 1024 * 1024
+    assert big["table_bytes"] is None and big["total_bytes"] is None
+    assert big["locked_by"] == scene["pids"]["holder"], (big, scene["pids"])
+    assert big["last_measured_bytes"] is None  # one poll: this process never measured it
 
 
 async def test_snapshot_tables_quote_awkward_names(snapdb):
@@ -199,8 +203,9 @@ async def test_tables_poll_without_tables_still_reports_the_database_size(cluste
 
 async def test_tables_poll_keeps_skipping_a_locked_table_once_the_statement_is_generic(cluster):
     """asyncpg prepares the tables query once and re-executes it, on the server's generic plan: polled
-    16 times on one session, a table held ACCESS EXCLUSIVE is still sized from pg_class, never by a
-    size function that would queue behind the lock (lock_timeout would turn it into a skipped round)."""
+    16 times on one session, a table held ACCESS EXCLUSIVE is never sized by a size function that would
+    queue behind the lock (lock_timeout would turn it into a skipped round): its size is unknown, shown as
+    the last size this poller measured, with its age, and the pid holding the lock."""
     from tui.db.poller import TablesPoller
 
     await fresh_database(cluster, "lockeddb")
@@ -214,16 +219,20 @@ async def test_tables_poll_keeps_skipping_a_locked_table_once_the_statement_is_g
         poller = TablesPoller()
         for _ in range(6):  # past the statement cache's first executions
             await poller.poll(conn)
-        await locker.execute("BEGIN; LOCK TABLE migrating IN ACCESS EXCLUSIVE MODE")
         block = int(await setup.fetchval("SELECT current_setting('block_size')"))
         pages = await setup.fetchval("SELECT relpages FROM pg_class WHERE relname = 'migrating'")
+        measured = {t.name: t for t in (await poller.poll(conn)).tables}["migrating"].total_bytes
+        assert measured > pages * block  # heap, indexes and the other forks
+        await locker.execute("BEGIN; LOCK TABLE migrating IN ACCESS EXCLUSIVE MODE")
         for _ in range(10):
             snap = await poller.poll(conn)
             assert snap.note == ""  # no size function waited for the lock
             by_name = {t.name: t for t in snap.tables}
             m = by_name["migrating"]
-            assert m.locked and m.table_bytes is None and m.index_bytes is None and m.toast_bytes == 0
-            assert m.total_bytes == pages * block > 0
+            assert m.locked and m.table_bytes is None and m.index_bytes is None and m.toast_bytes is None
+            assert m.total_bytes is None and m.locked_by == locker.get_server_pid()
+            assert m.last_bytes == measured and m.last_measured_age_s is not None
+            assert m.size_text.endswith(f"ago, locked by pid {m.locked_by})")
             assert not by_name["other"].locked and by_name["other"].table_bytes == block
             assert snap.database_bytes > 0
         await locker.execute("ROLLBACK")
@@ -234,3 +243,37 @@ async def test_tables_poll_keeps_skipping_a_locked_table_once_the_statement_is_g
         await conn.close()
         await locker.close()
         await setup.close()
+
+
+async def test_partitioned_table_is_the_sum_of_its_partitions(cluster):
+    """A partitioned table (pagila's payment) reads as the sum of its partitions, with their count, and
+    the partitions are folded under it, not listed beside it as unrelated tables."""
+    await fresh_database(cluster, "partsdb")
+    c = await asyncpg.connect(cluster.dsn("partsdb"))
+    try:
+        await c.execute("""
+            CREATE TABLE payment (id bigint, paid_at date NOT NULL, amount numeric) PARTITION BY RANGE (paid_at);
+            CREATE TABLE payment_p1 PARTITION OF payment FOR VALUES FROM ('2022-01-01') TO ('2022-02-01');
+            CREATE TABLE payment_p2 PARTITION OF payment FOR VALUES FROM ('2022-02-01') TO ('2022-03-01');
+            CREATE TABLE payment_p3 PARTITION OF payment FOR VALUES FROM ('2022-03-01') TO ('2022-04-01');
+            CREATE INDEX ON payment (paid_at);
+            INSERT INTO payment SELECT g, date '2022-01-01' + (g % 89), g FROM generate_series(1, 30000) g;
+            CREATE TABLE plain (id int); INSERT INTO plain VALUES (1);
+            ANALYZE""")
+        sizes = {r["relname"]: r["s"] for r in await c.fetch(
+            "SELECT relname, pg_total_relation_size(oid) AS s FROM pg_class WHERE relname LIKE 'payment_p_'")}
+    finally:
+        await c.close()
+    res = await run_cli_async("snapshot", "--dsn", cluster.dsn("partsdb"), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    tables = json.loads(res.stdout)["tables"]["tables"]
+    names = [t["name"] for t in tables]
+    assert "payment" in names and not any(n.startswith("payment_p") for n in names), names
+    pay = next(t for t in tables if t["name"] == "payment")
+    assert pay["partition_count"] == 3
+    assert pay["total_bytes"] == sum(sizes.values()) > 0
+    assert sorted(p["name"] for p in pay["partitions"]) == ["payment_p1", "payment_p2", "payment_p3"]
+    assert {p["name"]: p["total_bytes"] for p in pay["partitions"]} == sizes
+    assert pay["est_rows"] == 30000
+    plain = next(t for t in tables if t["name"] == "plain")
+    assert plain["partition_count"] is None and plain["partitions"] is None

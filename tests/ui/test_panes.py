@@ -96,8 +96,14 @@ TABLES = TablesSnapshot(database_bytes=3_221_225_472, polled_at=1000.0, tables=(
               2_400_000, 18_220, 310, 12_000, T0 - timedelta(hours=3), growth_bytes_per_min=5_242_880.0),
     TableStat('Sales "EU" ü', 'Big table "x" — ñ', '"Sales ""EU"" ü"."Big table ""x"" — ñ"', 268_435_456,
               200_000_000, 60_000_000, 8_435_456, 600_000, 12, 4_000, 650_000, None, growth_bytes_per_min=0.0),
-    TableStat("public", "ui_events", "public.ui_events", 134_217_728, 120_000_000, 14_217_728, 0, 900_000, 4,
-              0, 10, None, locked=True),
+    TableStat("public", "ui_events", "public.ui_events", None, None, None, None, 900_000, 4,
+              0, 10, None, locked=True, locked_by=4242, last_bytes=134_217_728, last_measured_age_s=42.0),
+    TableStat("public", "payment", "public.payment", 66_060_288, 50_331_648, 15_728_640, 0, 16_049, 0, 0, 0, None,
+              partition_count=2, partitions=(
+                  TableStat("public", "payment_p2022_01", "public.payment_p2022_01", 40_000_000, 30_000_000,
+                            10_000_000, None, 9_000, None, None, None, None),
+                  TableStat("public", "payment_p2022_02", "public.payment_p2022_02", 26_060_288, 20_331_648,
+                            5_728_640, None, 7_049, None, None, None, None))),
 ))
 
 HOST = HostSnapshot(cpu_percent=37.5, cpu_count=4, load=(1.25, 0.98, 0.7), mem_total=16 * 2**30,
@@ -314,7 +320,24 @@ async def test_tables_quote_names_and_flag_seq_scans():
         assert table.get_cell('"Sales ""EU"" ü"."Big table ""x"" — ñ"', "name").plain.startswith('"Sales ""EU""')
         assert table.get_cell('"Sales ""EU"" ü"."Big table ""x"" — ñ"', "flag").plain == ""  # idx 4,000 > seq 12
         assert table.get_cell("public.images", "flag").plain == "SEQ-SCAN"  # 1.5 GiB, seq 18,220 > idx 310
-        assert table.get_cell("public.ui_events", "total").plain.startswith("~")  # locked: an estimate
+        # locked: the last size measured, marked, never a made-up figure
+        assert table.get_cell("public.ui_events", "total").plain == "128.0 MiB?"
+        assert table.get_cell("public.ui_events", "name").plain.endswith("(locked by pid 4242)")
+        # a partitioned table: the sum of its partitions, folded; Enter unfolds them under it
+        assert table.get_cell("public.payment", "name").plain == "▸ public.payment (2 partitions)"
+        assert table.get_cell("public.payment", "total").plain == "63.0 MiB"
+        keys = [table.coordinate_to_cell_key((r, 0)).row_key.value for r in range(table.row_count)]
+        assert not any("payment_p2022" in k for k in keys)
+        table.move_cursor(row=keys.index("public.payment"))
+        await pilot.press("enter")
+        await pilot.pause()
+        keys = [table.coordinate_to_cell_key((r, 0)).row_key.value for r in range(table.row_count)]
+        i = keys.index("public.payment")
+        assert keys[i + 1].endswith("public.payment_p2022_01") and keys[i + 2].endswith("public.payment_p2022_02")
+        assert table.get_cell(keys[i + 2], "name").plain.strip().startswith("└ public.payment_p2022_02")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert table.row_count == len(keys) - 2
         assert "3.0 GiB" in str(app.query_one("#tables-summary").render())
 
 

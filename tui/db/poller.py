@@ -303,12 +303,29 @@ def _int(x) -> int | None:
     return None if x is None else int(x)
 
 
+def _partitions(text: str | None) -> tuple[TableStat, ...]:
+    """The leaf partitions of a partitioned table, from the tables query's JSON column."""
+    if not text:
+        return ()
+    import json
+
+    out = []
+    for p in json.loads(text):
+        out.append(TableStat(schema=p["schema"], name=p["name"], qualified_name=clean_text(p["qualified_name"], 400),
+                             total_bytes=_int(p.get("total_bytes")), table_bytes=_int(p.get("table_bytes")),
+                             index_bytes=_int(p.get("index_bytes")), toast_bytes=None,
+                             est_rows=p.get("est_rows"), seq_scan=None, idx_scan=None, dead_rows=None,
+                             last_autovacuum=None, locked=bool(p.get("locked"))))
+    return tuple(out)
+
+
 class TablesPoller:
     """Top tables by size and the database size; growth from successive polls."""
 
     def __init__(self) -> None:
         self.version_num: int | None = None
         self._prev: dict[tuple[str, str], tuple[float, int]] = {}
+        self._measured: dict[tuple[str, str], tuple[float, int]] = {}  # the last size measured, kept while locked
 
     async def poll(self, conn: asyncpg.Connection) -> TablesSnapshot:
         if self.version_num is None:
@@ -326,22 +343,28 @@ class TablesPoller:
         tables = []
         seen = {}
         for r in rows:
-            if r["total_bytes"] is None:  # dropped between the catalog read and its sizing: leave it out
+            locked = bool(r["locked"])
+            if r["total_bytes"] is None and not locked:  # dropped between the catalog read and its sizing
                 continue
             key = (r["schema"], r["name"])
-            total = int(r["total_bytes"])
+            total = _int(r["total_bytes"])
             growth = None
-            if key in self._prev and now > self._prev[key][0] and not r["locked"]:
-                t0, b0 = self._prev[key]
-                growth = (total - b0) / (now - t0) * 60.0
-            if not r["locked"]:
+            last = self._measured.get(key)
+            if total is not None:
+                if key in self._prev and now > self._prev[key][0]:
+                    t0, b0 = self._prev[key]
+                    growth = (total - b0) / (now - t0) * 60.0
                 seen[key] = (now, total)
+                self._measured[key] = (now, total)
             tables.append(TableStat(
                 schema=r["schema"], name=r["name"], qualified_name=clean_text(r["qualified_name"], 400), total_bytes=total,
                 table_bytes=_int(r["table_bytes"]), index_bytes=_int(r["index_bytes"]),
-                toast_bytes=_int(r["toast_bytes"]), locked=bool(r["locked"]),
+                toast_bytes=_int(r["toast_bytes"]), locked=locked, locked_by=r["locked_by"],
+                last_bytes=last[1] if (total is None and last) else None,
+                last_measured_age_s=(now - last[0]) if (total is None and last) else None,
                 est_rows=r["est_rows"], seq_scan=r["seq_scan"], idx_scan=r["idx_scan"], dead_rows=r["dead_rows"],
                 last_autovacuum=r["last_autovacuum"], growth_bytes_per_min=growth,
+                partition_count=r["partition_count"], partitions=_partitions(r["partitions"]),
             ))
         self._prev = seen
         return TablesSnapshot(database_bytes=_int(db_bytes), tables=tuple(tables), polled_at=now)

@@ -226,8 +226,8 @@ class TableStat:
     schema: str
     name: str
     qualified_name: str  # quote_ident(schema).quote_ident(name), from the server
-    total_bytes: int
-    table_bytes: int | None  # None when the table was locked: total_bytes is then an estimate
+    total_bytes: int | None  # None when it could not be measured (locked): never an estimate shown as a size
+    table_bytes: int | None  # None when the table was locked
     index_bytes: int | None
     toast_bytes: int | None
     est_rows: int | None
@@ -236,13 +236,31 @@ class TableStat:
     dead_rows: int | None
     last_autovacuum: datetime | None
     growth_bytes_per_min: float | None = None
-    locked: bool = False  # an AccessExclusiveLock was held or awaited: sized from pg_class, not measured
+    locked: bool = False  # an AccessExclusiveLock was held or awaited: not measured this round
+    locked_by: int | None = None  # the pid holding (or else awaiting) that lock
+    last_bytes: int | None = None  # locked: the last size measured, when this monitor measured one
+    last_measured_age_s: float | None = None  # how long ago that was
+    partition_count: int | None = None  # a partitioned table: how many leaf partitions its size sums
+    partitions: tuple["TableStat", ...] = ()  # those partitions, largest first
 
     @property
     def mostly_seq_scanned(self) -> bool:
         """A large table read mostly by sequential scans: likely a missing index."""
         seq, idx = self.seq_scan or 0, self.idx_scan or 0
-        return self.total_bytes >= LARGE_TABLE_BYTES and seq > 10 and seq > idx
+        return (self.total_bytes or 0) >= LARGE_TABLE_BYTES and seq > 10 and seq > idx
+
+    @property
+    def size_text(self) -> str:
+        """The total as measured; for a locked table the last measured size with its age, or "unknown
+        (locked by pid N)". Never a figure that was not measured."""
+        from tui.model import format as fmt
+
+        if self.total_bytes is not None:
+            return fmt.size(self.total_bytes)
+        who = f"locked by pid {self.locked_by}" if self.locked_by else "locked"
+        if self.last_bytes is not None and self.last_measured_age_s is not None:
+            return f"{fmt.size(self.last_bytes)} ({fmt.duration(self.last_measured_age_s)} ago, {who})"
+        return f"unknown ({who})"
 
     def to_dict(self) -> dict:
         return {
@@ -252,7 +270,10 @@ class TableStat:
             "idx_scan": self.idx_scan, "dead_rows": self.dead_rows,
             "last_autovacuum": self.last_autovacuum.isoformat() if self.last_autovacuum else None,
             "growth_bytes_per_min": _r(self.growth_bytes_per_min, 1),
-            "mostly_seq_scanned": self.mostly_seq_scanned, "locked": self.locked,
+            "mostly_seq_scanned": self.mostly_seq_scanned, "locked": self.locked, "locked_by": self.locked_by,
+            "last_measured_bytes": self.last_bytes, "last_measured_age_s": _r(self.last_measured_age_s, 1),
+            "partition_count": self.partition_count,
+            "partitions": [p.to_dict() for p in self.partitions] if self.partition_count is not None else None,
         }
 
 

@@ -70,6 +70,10 @@ def render_text(snap: Snapshot, width: int = 120) -> str:
                    f"{'dead':>8}  name")
         for x in t.tables[:20]:
             flag = "  SEQ-SCANNED" if x.mostly_seq_scanned else ""
+            if x.partition_count is not None:
+                flag += f"  (partitioned: {x.partition_count} partitions)"
+            if x.total_bytes is None:
+                flag += f"  size {x.size_text}"
             out.append(f"  {fmt.size(x.total_bytes):>10} {fmt.size(x.table_bytes):>10} {fmt.size(x.index_bytes):>10} "
                        f"{fmt.size(x.toast_bytes):>10} {x.est_rows if x.est_rows is not None else '—':>12} "
                        f"{x.seq_scan if x.seq_scan is not None else '—':>8} {x.idx_scan if x.idx_scan is not None else '—':>8} "
