@@ -35,8 +35,8 @@ def item_label(item: ItemView, width: int = 70) -> Text:
     t.append(f"{MARKS.get(item.status, '?')} ", style=f"bold {colour}")
     title_style = "bold" if item.severity == "critical" and item.status not in (PASS, PENDING) else ""
     t.append(item.title, style=title_style)
-    if item.tick is not None:
-        t.append(f"  ☑ {item.tick.by}", style="green")
+    if item.tick is not None:  # who and when are in the detail ("ticked by alice at …")
+        t.append("  ☑", style="green")
     if item.notes:
         t.append(f"  ✎{len(item.notes)}", style="cyan")
     if item.detail:
@@ -230,7 +230,8 @@ class ChecklistTree(Tree[str]):
         if it is None:
             return
         if not it.fix_name:
-            self.notify(f"{it.id} has no automatic fix: a person acts, then ticks it or verifies again (v)", timeout=4)
+            then = "then ticks it (space)" if it.tickable else "then verifies it again (v)"
+            self.notify(f"{it.id} has no automatic fix: a person acts, {then}", timeout=4)
             return
         self.post_message(self.FixRequested(it.id, it.fix_name))
 
@@ -405,7 +406,8 @@ class NoteScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Text.assemble(("Note on ", "dim"), (self.item.title, "bold"), (f"  {self.item.id}", "dim")))
-            yield Input(placeholder="what was done, by whom, where (Enter saves, Esc cancels)", id="note-input")
+            yield Input(placeholder="what was done, by whom, where", id="note-input")
+            yield Static(Text("Enter saves · Esc cancels", style="dim"))
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

@@ -202,3 +202,14 @@ def test_demo_no_ui_prints_the_dsn_then_the_commands(tmp_path):
     finally:
         proc.terminate()
         proc.wait(60)
+
+
+def test_read_only_refusal_is_audited_with_the_database(demo_db, tmp_path):
+    state = tmp_path / "ro"
+    r = cli("fix", "integrity.balance_check", "--yes", "--read-only", "--dsn", demo_db["dsn"],
+            "--state-dir", str(state))
+    assert r.returncode == 2 and "read-only" in r.stderr
+    entries = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
+    refusal = [e for e in entries if str(e.get("outcome", "")).startswith("refused: read-only")][-1]
+    assert refusal["database"]["name"] == DB
+    assert refusal["database"]["system_identifier"] and refusal["database"]["system_identifier"].isdigit()

@@ -309,10 +309,16 @@ async def test_backup_files(conn, ctx, tmp_path):
 async def test_last_run_reads_fix_results_from_state(conn, ctx):
     params = dict(fix="connection_test", max_age_hours=24, require={"connections": ">= 20", "failures": "== 0"})
     r = await probe(conn, ctx, "last_run", **params)
-    assert r.status == FAIL and r.detail == "never run here: run the connection_test fix (f)"
-    ctx.state.set_fix_run("connection_test", True, {"connections": 25, "failures": 0, "p95_ms": 12}, by="alice")
-    r = await probe(conn, ctx, "last_run", **params)
-    assert r.status == PASS and "by alice" in r.detail and "connections 25" in r.detail
+    # headless words: the command, not a TUI key
+    assert r.status == FAIL and r.detail.startswith("never run on this database: run its connection_test fix "
+                                                    "(pgpreflight fix "), r.detail
+    ctx.state.set_fix_run("connection_test", True, {"connections": 25, "failures": 0, "p95_ms": 12}, by="alice",
+                          at="2026-12-01T21:30:05+00:00")
+    ctx.now = 1796164800.0  # 2026-12-01T22:40:00Z: the pass is reported at its time, not with an age that goes stale
+    r = await probe(conn, ctx, "last_run", **dict(params, max_age_hours=1e6))
+    assert r.status == PASS and r.detail.startswith("passed at 2026-12-01 21:30 UTC by alice"), r.detail
+    assert "connections 25" in r.detail
+    ctx.now = __import__("time").time()
     ctx.state.set_fix_run("connection_test", True, {"connections": 10, "failures": 0})
     r = await probe(conn, ctx, "last_run", **params)
     assert r.status == FAIL and "connections 10, needs ≥ 20" in r.detail
@@ -347,7 +353,7 @@ async def test_manual_and_ticks(conn, ctx):
     assert res["m.one"].status == MANUAL and res["m.all"].status == MANUAL
     ctx.state.set_tick("m.one", by="alice", at="2026-01-05T10:00:00+00:00")
     res = await run_checklist(conn, cl, ctx)
-    assert res["m.one"].status == PASS and res["m.one"].detail == "ticked by alice at 2026-01-05T10:00:00+00:00"
+    assert res["m.one"].status == PASS and res["m.one"].detail == "ticked by alice at 2026-01-05 10:00 UTC"  # whole, never cut
     assert res["m.all"].status == PASS
 
 

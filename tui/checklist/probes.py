@@ -193,7 +193,7 @@ async def probe_sql(conn, item: Item, ctx: ProbeContext):
         return status, _one_line(rows[0]["detail"] or "")
     if expect == "empty":
         if not rows:
-            return PASS, "none found"
+            return PASS, str(p.get("pass_detail") or "none found")
         labels = [_one_line(str(r[0]), 80) for r in rows]
         return _fail(item, f"{len(rows)} found: {_short(labels)}")
     if expect == "nonempty":
@@ -815,21 +815,24 @@ async def probe_last_run(conn, item: Item, ctx: ProbeContext):
     fix = p["fix"]
     run = ctx.state.fix_run(fix) if ctx.state else None
     if not run:
-        return _fail(item, f"never run here: run the {fix} fix (f)")
+        return _fail(item, f"never run on this database: run its {fix} fix (pgpreflight fix {item.id})")
     at = parse_iso(run.get("at", ""))
     age = ctx.now - at.timestamp() if at else float("inf")
     figures = run.get("figures") or {}
     first = [*(p.get("require") or {}), *_FIGURES_FIRST]
     keys = sorted(figures, key=lambda k: (first.index(k) if k in first else len(first), k))
-    shown = ", ".join(f"{k} {figures[k]}" for k in keys[:5])
-    when = f"{_age(age)} ago" if at else "at an unknown time"
+    from tui.model.format import figure, when as when_text
+
+    shown = ", ".join(f"{k} {figure(figures[k])}" for k in keys[:5])
+    # an absolute time: the detail is shown until the next verify, when an age would have gone stale
+    when = f"at {when_text(run.get('at'))}" if at else "at an unknown time"
     by = f" by {run['by']}" if run.get("by") else ""
     if not run.get("ok"):
         d = run.get("detail") or shown
         return _fail(item, f"last run {when}{by} failed" + (f": {d}" if d else ""))
     max_h = float(p.get("max_age_hours", 24))
     if age > max_h * 3600:
-        return _fail(item, f"last passed {when}{by}: older than {max_h:g} h")
+        return _fail(item, f"last passed {when}{by} ({_age(age)} before this check): older than {max_h:g} h")
     for key, want in (p.get("require") or {}).items():
         op, value = _requirement(want)
         if key not in figures:
@@ -1057,7 +1060,9 @@ def _apply_tick(result: ItemResult, ctx: ProbeContext) -> ItemResult:
     if result.status == MANUAL and ctx.state is not None:
         tick = ctx.state.tick(result.item_id)
         if tick:
-            return ItemResult(result.item_id, PASS, f"ticked by {tick.by} at {tick.at}", result.checked_at,
+            from tui.model.format import when
+
+            return ItemResult(result.item_id, PASS, f"ticked by {tick.by} at {when(tick.at)}", result.checked_at,
                               result.duration_ms)
     return result
 

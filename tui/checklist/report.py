@@ -115,7 +115,9 @@ def to_markdown(run: CheckRun) -> str:
 def _figures(run_: dict | None) -> str:
     if not run_:
         return "never run on this database"
-    figs = ", ".join(f"{k} {v}" for k, v in (run_.get("figures") or {}).items())
+    from tui.model.format import figure
+
+    figs = ", ".join(f"{k} {figure(v)}" for k, v in (run_.get("figures") or {}).items())
     status = "passed" if run_.get("ok") else "FAILED"
     out = f"{status} at {run_.get('at', '?')}"
     if run_.get("by"):

@@ -44,7 +44,7 @@ SEVERITIES = ("critical", "high", "normal")
 
 # probe kind -> (required params: each entry is a name or a tuple of alternatives, known optional params)
 PROBE_KINDS: dict[str, tuple[tuple, tuple[str, ...]]] = {
-    "sql": (("query",), ("expect", "op", "value", "on_fail", "limit")),
+    "sql": (("query",), ("expect", "op", "value", "on_fail", "limit", "pass_detail")),
     "table_exists": ((("table", "tables"),), ("schema", "on_fail")),
     "columns": ((("table", "tables"),), ("columns", "schema", "exact", "on_fail")),
     "index_exists": (("table", "indexes"), ("schema", "on_fail")),

@@ -42,8 +42,13 @@ def describe_error(exc: BaseException, timeout: float) -> str:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if isinstance(exc, _ssl.SSLError):
         return f"SSL error: {exc.reason or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused: nothing accepts connections there (is the server running, on that port?)"
+    if isinstance(exc, ConnectionResetError):
+        return "the connection was reset before the server answered"
     if isinstance(exc, ConnectionError):
-        return f"connection failed ({type(exc).__name__})"
+        why = exc.strerror or (str(exc).splitlines()[0] if str(exc) else "")
+        return f"connection failed: {why}" if why else "connection failed: the server or the network closed it"
     if isinstance(exc, OSError):
         return f"connection failed: {exc.strerror or exc}"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

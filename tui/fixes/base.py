@@ -566,9 +566,28 @@ async def plan_fix(config: Config, fix_name: str, params: dict | None = None, *,
         return await fix.plan(ctx)
 
 
+async def _identity_for_audit(config: Config) -> dict:
+    """The database identity of a refusal that never opened a fix context (read-only): a short read-only
+    session; when the server cannot be reached, the name the target gives and why the rest is unknown."""
+    try:
+        conn = await connect(config.target, timeout=min(config.connect_timeout, 3.0), role=FIX_ROLE,
+                             statement_timeout_ms=2000)
+    except (TargetError, OSError, asyncpg.PostgresError) as e:
+        return {"system_identifier": None, "name": config.target.effective_database,
+                "unknown": getattr(e, "reason", None) or str(e).splitlines()[0]}
+    try:
+        identity = await fetch_identity(conn)
+        return {"system_identifier": identity.system_identifier, "name": identity.database}
+    except (asyncpg.PostgresError, OSError) as e:
+        return {"system_identifier": None, "name": config.target.effective_database,
+                "unknown": str(e).splitlines()[0] if str(e) else type(e).__name__}
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(conn.close(), 2)
+
+
 def _audit(config: Config, ctx: FixContext | None, fix: Fix, item_id: str | None, statements, outcome: str,
-           **extra) -> None:
-    database = None
+           database: dict | None = None, **extra) -> None:
     if ctx is not None:
         database = {"system_identifier": ctx.identity.system_identifier, "name": ctx.identity.database}
     try:
@@ -590,7 +609,7 @@ async def run_fix(config: Config, fix_name: str, params: dict | None = None, *, 
     statements or commands differ, :class:`PlanChanged` (a FixRefused carrying the new plan): nothing ran."""
     fix = get_fix_class(fix_name)(params)
     if config.read_only and fix.writes:
-        _audit(config, None, fix, item_id, [], "refused: read-only")
+        _audit(config, None, fix, item_id, [], "refused: read-only", database=await _identity_for_audit(config))
         raise FixRefused(f"read-only: refusing to run {fix.name}"
                          f"{' for ' + item_id if item_id else ''} (started with --read-only; nothing was changed)")
     cancel_event = cancel_event or asyncio.Event()

@@ -54,7 +54,7 @@ class ConnectionTest(Fix):
         return [f"connection_test {ctx.server.database}"]
 
     def label(self) -> str:
-        return f"test {self.n} concurrent connections"
+        return f"test with {self.n} concurrent connections"
 
     def describe(self) -> str | None:
         return f"-- {self.n} concurrent connections, each: SELECT 1 (hold {self.hold_ms:.0f} ms); all closed after"

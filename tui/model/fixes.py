@@ -153,7 +153,9 @@ class FixResult:
             out.append(f"  to end it ({'cancels its query' if self.blocker.get('action') == 'cancel' else 'ends its session; its transaction rolls back'}): "
                        f"{self.blocker_call()}")
         if self.figures:
-            out.append("  figures: " + ", ".join(f"{k}={v}" for k, v in self.figures.items()
+            from tui.model.format import figure
+
+            out.append("  figures: " + ", ".join(f"{k} {figure(v)}" for k, v in self.figures.items()
                                                  if not isinstance(v, (dict, list))))
         out.append("  left behind: " + ("; ".join(self.left_behind) if self.left_behind else "nothing"))
         return "\n".join(out) + "\n"

@@ -32,6 +32,35 @@ def duration(seconds: float | None) -> str:
     return f"{d}d{h:02d}h"
 
 
+def figure(value) -> str:
+    """A fix's figure as a person reads it: yes/no for booleans, "none" for a missing value, never a
+    Python repr (True, None)."""
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def when(iso: str | None) -> str:
+    """An ISO time from the state as "2026-12-01 21:30 UTC" (whole, never cut mid-way)."""
+    from datetime import datetime, timezone
+
+    if not iso:
+        return "?"
+    try:
+        d = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=timezone.utc)
+    return d.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def ratio(x: float | None) -> str:
     return "—" if x is None else f"{x * 100:.1f}%"
 

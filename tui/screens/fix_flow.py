@@ -148,7 +148,8 @@ class FixController:
                 self.app.notify(f"no item {item} in the checklist", severity="error")
                 return False
         if getattr(item, "fix", None) is None:
-            self.app.notify(f"{item.id} has no automatic fix: a person acts, then ticks it or verifies again",
+            then = "then ticks it (space)" if getattr(item, "manual", False) else "then verifies it again (v)"
+            self.app.notify(f"{item.id} has no automatic fix: a person acts, {then}",
                             severity="warning")
             return False
         try:
