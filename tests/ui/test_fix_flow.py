@@ -212,6 +212,9 @@ async def test_controller_runs_after_enter_and_posts_fix_finished(tmp_path):
         assert ("run", "create_index", "indexes.extraction_analytics", 1) in app.calls
         panel = app.screen.query_one(FixProgressPanel)
         assert panel.has_class("-done") and not app.fixes.running
+        # the result has its own line in the panel; no toast is put over it
+        assert ev.result.summary in str(panel.query_one("#fix-progress-phase").render())
+        assert not any(ev.result.summary in n.message for n in app._notifications)
 
 
 async def test_controller_esc_runs_nothing(tmp_path):

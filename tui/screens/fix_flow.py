@@ -225,18 +225,15 @@ class FixController:
             except _fixes().FixRefused as e:
                 error = e.reason
                 result = None
-                panel.show_result(FixResult(False, e.reason))
-                self.app.notify(e.reason, severity="warning", timeout=8)
+                panel.show_result(FixResult(False, e.reason))  # its own line: no toast over it
                 return
             except (TargetError, _fixes().FixError) as e:
                 error = getattr(e, "reason", None) or str(e)
                 panel.show_result(FixResult(False, error))
-                self.app.notify(f"{fix_name}: {error}", severity="error", timeout=8)
                 return
             except Exception as e:  # never take the monitor down with a fix
                 error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
                 panel.show_result(FixResult(False, f"failed unexpectedly: {error}; check the audit log"))
-                self.app.notify(f"{fix_name} failed unexpectedly: {error}", severity="error", timeout=10)
                 return
             finally:
                 self._cancel = None
@@ -255,10 +252,7 @@ class FixController:
                         panel.show_result(FixResult(False, f"{result.summary}; then: {follow.summary}",
                                                     cancelled=result.cancelled,
                                                     left_behind=() if follow.ok else result.left_behind))
-                        self.app.notify(follow.summary, severity="information" if follow.ok else "error", timeout=8)
-            else:
-                self.app.notify(result.summary, severity="information" if result.ok else
-                                "warning" if result.cancelled else "error", timeout=8)
+            # the result stands in the panel, on its own line: a toast would cover it
         finally:
             self.last_result = result
             self.running_item = None
