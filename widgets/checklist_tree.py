@@ -58,8 +58,8 @@ class ChecklistTree(Tree[str]):
     """Node data: an item id, or ``section:<id>`` for a section."""
 
     DEFAULT_CSS = """
-    ChecklistTree { height: 1fr; }
-    """
+    ChecklistTree { height: 1fr; overflow-x: hidden; scrollbar-size-vertical: 1; }
+    """  # labels are cut with an ellipsis at the width: no horizontal scrollbar (a lone thumb mid-screen)
 
     BINDINGS = [
         Binding("space", "tick", "Tick", id="checklist.tick"),
