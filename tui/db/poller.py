@@ -147,6 +147,7 @@ def _session(r, role: str, own: bool = False) -> Session:
         wait_event=r["wait_event"], blocked_by=tuple(r["blocked_by"] or ()), xact_age_s=r["xact_age_s"],
         query_age_s=r["query_age_s"], state_age_s=r["state_age_s"],
         query=_hidden_query(role) if hidden else clean_text(q, 4000), query_hidden=hidden, own=own,
+        backend_age_s=r["backend_age_s"] if "backend_age_s" in r.keys() else None,
     )
 
 
