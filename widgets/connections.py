@@ -14,15 +14,39 @@ from textual.widgets import DataTable, Input, Static
 from tui.model import format as fmt
 from tui.model.snapshot import ConnectionsSnapshot, Session
 from widgets._keyed import KeyedTable, row_key_at_cursor, sync_rows
+from widgets.columns import restore_cursor, set_columns, sorted_label
+from widgets.session_detail import SessionDetailScreen
 from widgets.textlines import TextLines
 
 SORTS = ("age", "pid", "state", "user", "database")
+SORT_COLUMN = {"age": ("xact", "▼"), "pid": ("pid", "▲"), "state": ("state", "▲"), "user": ("user", "▲"),
+               "database": ("database", "▲")}  # the column whose label shows the sort, and its direction
 
-COLUMNS = (  # key, label, width: what matters most first, so 80 columns show the query too
-    ("pid", "pid", 7), ("user", "user", 9), ("state", "state", 12), ("xact", "xact", 6),
-    ("query_age", "q age", 6), ("blocked_by", "blocked", 7), ("query", "query", 60),
-    ("wait", "wait", 16), ("database", "db", 12), ("app", "app", 14), ("client", "client", 15),
-)
+# key, label, width. The query comes last and takes all the width that is left (pg_activity's layout);
+# the columns before it are the ones that matter most; OPTIONAL ones join, in this order, only while the
+# query keeps QUERY_MIN characters (at 80 columns: none of them, the query gets ~28).
+CORE_COLUMNS = (("pid", "pid", 7), ("user", "user", 9), ("state", "state", 12), ("xact", "xact", 6),
+                ("query_age", "q age", 6))
+OPTIONAL_COLUMNS = (("blocked_by", "blocked", 7), ("wait", "wait", 16), ("database", "db", 12),
+                    ("app", "app", 14), ("client", "client", 15))
+COLUMNS = CORE_COLUMNS + OPTIONAL_COLUMNS + (("query", "query", 60),)
+QUERY_MIN = 40
+CELL_PADDING = 2  # DataTable's cell_padding of 1 on either side
+
+
+def column_layout(width: int) -> tuple[tuple[str, str, int], ...]:
+    """The columns for a table ``width`` cells wide: the core ones, the optional ones that leave the
+    query QUERY_MIN characters, and the query with the rest."""
+    cols = list(CORE_COLUMNS)
+    left = width - sum(w + CELL_PADDING for _, _, w in cols) - CELL_PADDING
+    for key, label, w in OPTIONAL_COLUMNS:
+        if left - (w + CELL_PADDING) < QUERY_MIN:
+            break
+        cols.append((key, label, w))
+        left -= w + CELL_PADDING
+    return tuple(cols) + (("query", "query", max(10, left)),)
+
+
 STATE_SHORT = {"idle in transaction": "idle in xact", "idle in transaction (aborted)": "xact aborted",
                "fastpath function call": "fastpath"}
 
@@ -54,6 +78,10 @@ class ConnectionsPane(Vertical):
     ConnectionsPane #conn-filter { display: none; height: 3; }
     ConnectionsPane #conn-filter.-shown { display: block; }
     ConnectionsPane #sessions { height: 1fr; }
+    ConnectionsPane.-stale #sessions { text-opacity: 45%; }
+    ConnectionsPane #conn-query { display: none; height: auto; max-height: 6; padding: 0 1;
+                                  border-top: solid $accent; overflow-y: auto; }
+    ConnectionsPane #conn-query.-shown { display: block; }
     ConnectionsPane #chains { display: none; height: auto; max-height: 10; padding: 0 1; border-top: solid $accent; }
     ConnectionsPane #chains.-shown { display: block; }
     """
@@ -66,6 +94,8 @@ class ConnectionsPane(Vertical):
         Binding("b", "toggle_chains", "Blocking", id="connections.chains"),
         Binding("c", "cancel", "Cancel query", id="connections.cancel"),
         Binding("K", "terminate", "Terminate", id="connections.terminate"),
+        Binding("enter", "detail", "Detail", id="connections.detail", show=False),
+        Binding("w", "toggle_query_line", "Query", id="connections.query_line"),
     ]
 
     def __init__(self, idle_in_xact_threshold_s: float = 60.0, **kw) -> None:
@@ -82,15 +112,50 @@ class ConnectionsPane(Vertical):
         self._summary_sig: tuple | None = None
         self._chains_sig: str | None = None
         self._row_cells: dict[int, tuple[tuple, tuple]] = {}  # pid: (values, cells) of its last drawing
+        self.stale = False
+        self.columns = column_layout(80)  # laid out again from the table's width once it has one
+        self._query_line_sig: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield TextLines("waiting for the first poll…", id="conn-summary")
         yield Input(placeholder="filter: user, database, application, state or query text", id="conn-filter")
         table = KeyedTable(id="sessions", cursor_type="row", zebra_stripes=False)
-        for key, label, width in COLUMNS:
-            table.add_column(label, key=key, width=width)
+        for key, label, width in self._labelled(self.columns):
+            table.add_column(Text(label), key=key, width=width)
         yield table
+        yield Static("", id="conn-query")
         yield Static("", id="chains")
+
+    # -- layout: the query takes the width that is left; the sorted column's label has the arrow ------
+    def _labelled(self, cols):
+        key, arrow = SORT_COLUMN[self.sort]
+        return tuple((k, sorted_label(label, k, key, arrow), w) for k, label, w in cols)
+
+    def _table_width(self) -> int:
+        table = self.query_one("#sessions", DataTable)
+        width = table.size.width or self.size.width or self.app.size.width
+        return width - table.styles.scrollbar_size_vertical
+
+    def _apply_columns(self) -> None:
+        """Lay the columns out for the table's width and the sort; the rows again if they changed."""
+        self.columns = column_layout(self._table_width())
+        table = self.query_one("#sessions", DataTable)
+        rebuilt, cursor_key = set_columns(table, self._labelled(self.columns))
+        if rebuilt:
+            self._row_cells.clear()
+            self._draw_table()
+            restore_cursor(table, cursor_key)
+
+    def on_resize(self, event) -> None:
+        self._apply_columns()
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._apply_columns)
+
+    def set_stale(self, stale: bool) -> None:
+        """The connection is lost: the rows are what was true at the last poll, drawn dimmed."""
+        self.stale = stale
+        self.set_class(stale, "-stale")
 
     # -- data in -------------------------------------------------------------------
     def record_total(self, total: int, max_connections: int) -> None:
@@ -167,21 +232,26 @@ class ConnectionsPane(Vertical):
         tag = "*" if x.pid in self.tagged else " "
         wait = f"{x.wait_event_type}:{x.wait_event}" if x.wait_event_type else ""
         state = STATE_SHORT.get(x.state or "", x.state or "(hidden)")
-        vals = (
-            f"{tag}{x.pid}", _short(x.user, 9), _short(state, 12), fmt.duration(x.xact_age_s),
-            fmt.duration(x.query_age_s), _short(",".join(map(str, x.blocked_by)), 7), _short(x.query, 200),
-            _short(wait, 16), _short(x.database, 12), _short(x.application_name, 14),
-            _short(x.client_addr or "local", 15),
-        )
+        keys = tuple(k for k, _, _ in self.columns)
+        query_width = self.columns[-1][2]
+        every = {
+            "pid": f"{tag}{x.pid}", "user": _short(x.user, 9), "state": _short(state, 12),
+            "xact": fmt.duration(x.xact_age_s), "query_age": fmt.duration(x.query_age_s),
+            "blocked_by": _short(",".join(map(str, x.blocked_by)), 7), "wait": _short(wait, 16),
+            "database": _short(x.database, 12), "app": _short(x.application_name, 14),
+            "client": _short(x.client_addr or "local", 15),
+            "query": _short(" ".join((x.query or "").split()), query_width),  # one line: the rest under w
+        }
+        vals = tuple(every[k] for k in keys)
         cell_style = style + (" reverse" if x.pid in self.tagged else "")
-        sig = (vals, cell_style, x.query_hidden)
+        sig = (keys, vals, cell_style, x.query_hidden)
         hit = self._row_cells.get(x.pid)
         if hit is not None and hit[0] == sig:
             return hit[1]  # unchanged row: the same cells, which sync_rows skips at once
         out = []
-        for i, v in enumerate(vals):
+        for k, v in zip(keys, vals):
             st = cell_style
-            if i == 6 and x.query_hidden:
+            if k == "query" and x.query_hidden:
                 st = (st + " italic dim").strip()
             out.append(Text(v, style=st.strip()))
         cells = tuple(out)
@@ -201,6 +271,33 @@ class ConnectionsPane(Vertical):
         with self.app.batch_update():
             sync_rows(table, [(str(x.pid), self._cells(x, blockers)) for x in self.visible_sessions])
             self._draw_summary()
+            self._draw_query_line()
+
+    def _draw_query_line(self) -> None:
+        """`w`: the whole query of the session under the cursor, wrapped, in a line under the table."""
+        box = self.query_one("#conn-query", Static)
+        if not box.has_class("-shown"):
+            return
+        key = row_key_at_cursor(self.query_one("#sessions", DataTable))
+        x = next((s for s in self.visible_sessions if str(s.pid) == key), None)
+        sig = (x.pid, x.query) if x is not None else None
+        if sig == self._query_line_sig:
+            return
+        self._query_line_sig = sig
+        t = Text()
+        if x is None:
+            t.append("no session selected", style="dim")
+        else:
+            t.append(f"{x.pid} ", style="bold")
+            t.append(x.query or "(no query)", style="italic dim" if x.query_hidden else "")
+        box.update(t)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._draw_query_line()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_detail()
 
     def _draw_chains(self) -> None:
         s = self.snapshot
@@ -250,7 +347,24 @@ class ConnectionsPane(Vertical):
 
     def action_cycle_sort(self) -> None:
         self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self._apply_columns()  # the arrow moves to the sorted column's label
         self._draw_table()
+
+    def action_toggle_query_line(self) -> None:
+        """`w`: the selected session's whole query, wrapped, under the table (again: hidden)."""
+        box = self.query_one("#conn-query", Static)
+        box.toggle_class("-shown")
+        self._query_line_sig = None
+        self._draw_query_line()
+
+    def action_detail(self) -> None:
+        """Enter: the session under the cursor in its detail screen (whole query, ages, locks)."""
+        key = row_key_at_cursor(self.query_one("#sessions", DataTable))
+        x = next((s for s in self.visible_sessions if str(s.pid) == key), None)
+        if x is None:
+            self.notify("no session selected", severity="warning", timeout=3)
+            return
+        self.app.push_screen(SessionDetailScreen(x))
 
     def action_filter(self) -> None:
         box = self.query_one("#conn-filter", Input)

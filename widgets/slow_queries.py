@@ -11,10 +11,12 @@ from textual.widgets import DataTable, Static
 from tui.model import format as fmt
 from tui.model.snapshot import SlowQueriesSnapshot, Statement
 from widgets._keyed import KeyedTable, row_key_at_cursor, sync_rows
+from widgets.columns import restore_cursor, set_columns, sorted_label
 from widgets.confirm import QueryDetailScreen
 
-PGSS_COLUMNS = (  # 80 columns show the figures that matter and the start of the query
-    ("mean", "mean ms", 8), ("total", "total ms", 9), ("calls", "calls", 7), ("share", "share", 6),
+PGSS_COLUMNS = (  # 80 columns show the figures that matter and the start of the query; mean and total
+    # have room for the sort arrow ("mean ms ▼")
+    ("mean", "mean ms", 9), ("total", "total ms", 10), ("calls", "calls", 7), ("share", "share", 6),
     ("icalls", "Δcalls", 6), ("ims", "Δms", 8), ("query", "query", 70), ("rows", "rows", 8),
     ("hit", "hit %", 6), ("mcalls", "1m calls", 8), ("mms", "1m ms", 8),
 )
@@ -27,6 +29,7 @@ class SlowQueriesPane(Vertical):
     SlowQueriesPane { height: 1fr; }
     SlowQueriesPane #slow-message { height: auto; max-height: 3; padding: 0 1; }
     SlowQueriesPane #statements { height: 1fr; }
+    SlowQueriesPane.-stale #statements { text-opacity: 45%; }
     """
     BINDINGS = [
         Binding("m", "toggle_order", "Mean/total", id="slow.order"),
@@ -50,16 +53,21 @@ class SlowQueriesPane(Vertical):
         self.snapshot = snap
         self._draw()
 
-    def _ensure_columns(self, source: str) -> DataTable:
+    def set_stale(self, stale: bool) -> None:
+        """The connection is lost: the rows are the last poll's, drawn dimmed."""
+        self.set_class(stale, "-stale")
+
+    def _ensure_columns(self, source: str) -> tuple[DataTable, str | None]:
+        """The source's columns, the sorted one's label with the arrow ("mean ms ▼"; the long-running
+        statements come oldest first: "running ▼")."""
         table = self.query_one("#statements", DataTable)
-        if self._columns_for != source:
-            table.clear(columns=True)
-            table.__dict__.pop("_keyed_sigs", None)
-            table.__dict__.pop("_keyed_order", None)
-            for key, label, width in (PGSS_COLUMNS if source == "pg_stat_statements" else PSA_COLUMNS):
-                table.add_column(label, key=key, width=width)
-            self._columns_for = source
-        return table
+        if source == "pg_stat_statements":
+            specs = [(k, sorted_label(label, k, self.order), w) for k, label, w in PGSS_COLUMNS]
+        else:
+            specs = [(k, sorted_label(label, k, "age"), w) for k, label, w in PSA_COLUMNS]
+        _rebuilt, cursor_key = set_columns(table, specs)
+        self._columns_for = source
+        return table, cursor_key
 
     def _draw(self) -> None:
         snap = self.snapshot
@@ -80,7 +88,7 @@ class SlowQueriesPane(Vertical):
             self._msg_plain = msg.plain
             self.query_one("#slow-message", Static).update(msg)
         self.rows = rows
-        table = self._ensure_columns(snap.source)
+        table, cursor_key = self._ensure_columns(snap.source)
         if snap.source == "pg_stat_statements":
             data = [(s.key, self._pgss_cells(s)) for s in rows]
         else:
@@ -89,6 +97,7 @@ class SlowQueriesPane(Vertical):
                     for s in rows]
         with self.app.batch_update():
             sync_rows(table, data)
+            restore_cursor(table, cursor_key)
 
     @staticmethod
     def _pgss_cells(s: Statement) -> tuple:

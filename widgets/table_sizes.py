@@ -12,7 +12,9 @@ from textual.widgets import DataTable, Static
 from tui.model import format as fmt
 from tui.model.snapshot import TablesSnapshot, TableStat
 from widgets._keyed import KeyedTable, sync_rows
+from widgets.columns import sorted_label
 
+SORTED_BY = "total"  # the server sends the biggest tables first: the total column's label has the arrow
 COLUMNS = (
     ("name", "table", 24), ("total", "total", 10), ("growth", "growth/min", 10), ("rows", "est rows", 9),
     ("flag", "", 8), ("table", "heap", 10), ("index", "index", 10), ("toast", "toast", 9),
@@ -25,6 +27,7 @@ class TableSizesPane(Vertical):
     TableSizesPane { height: 1fr; }
     TableSizesPane #tables-summary { height: auto; padding: 0 1; }
     TableSizesPane #table-sizes { height: 1fr; }
+    TableSizesPane.-stale #table-sizes { text-opacity: 45%; }
     """
 
     BINDINGS = [Binding("enter", "toggle_partitions", "Partitions", id="tables.partitions")]
@@ -39,8 +42,12 @@ class TableSizesPane(Vertical):
         yield Static("waiting for the first poll…", id="tables-summary")
         table = KeyedTable(id="table-sizes", cursor_type="row")
         for key, label, width in COLUMNS:
-            table.add_column(label, key=key, width=width)
+            table.add_column(Text(sorted_label(label, key, SORTED_BY)), key=key, width=width)
         yield table
+
+    def set_stale(self, stale: bool) -> None:
+        """The connection is lost: the rows are the last poll's, drawn dimmed."""
+        self.set_class(stale, "-stale")
 
     def show_snapshot(self, snap: TablesSnapshot, growth_bps: float | None = None) -> None:
         self.snapshot = snap

@@ -357,7 +357,7 @@ async def test_own_fix_session_shows_as_such_in_the_blocking_chains(clean, state
     try:
         async def alter_waiting():
             return await watch.fetchval("SELECT pid FROM pg_stat_activity WHERE application_name = 'pgpreflight/fix' "
-                                        "AND wait_event_type = 'Lock' AND query LIKE 'ALTER TABLE%'")
+                                        "AND wait_event_type = 'Lock' AND query LIKE '%ALTER TABLE%'")  # after the tool's marker
         alter_pid = await wait_until(alter_waiting, what="the fix's ALTER waiting for its lock")
         update = asyncio.ensure_future(writer.execute("UPDATE credit_balances SET balance = balance WHERE user_id = 7"))
 

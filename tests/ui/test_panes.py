@@ -201,7 +201,7 @@ async def test_blocked_and_old_idle_in_transaction_stand_out():
         assert "red" in str(table.get_cell("103", "pid").style)  # blocked
         assert "red" in str(table.get_cell("102", "pid").style)  # blocked (and blocking)
         assert str(table.get_cell("104", "pid").style) == ""
-        assert table.get_cell("107", "query").plain.startswith("<hidden: GRANT pg_read_all_stats")
+        assert table.get_cell("107", "query").plain.startswith("<hidden: GRANT pg_read_al")  # cut to the width left
         await pilot.press("b")
         chains = str(app.query_one("#chains").render())
         assert "101" in chains and "└ 102" in chains and "└ 103" in chains
@@ -383,7 +383,8 @@ async def test_sync_rows_survives_a_repeated_id():
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.query_one("#sessions", DataTable)
-        sync_rows(table, [("1", tuple("x" * 11)), ("1", tuple("y" * 11)), ("2", tuple("z" * 11))])
+        n = len(table.columns)  # the columns the width leaves room for
+        sync_rows(table, [("1", tuple("x" * n)), ("1", tuple("y" * n)), ("2", tuple("z" * n))])
         await pilot.pause()
         assert table.row_count == 2 and table.get_cell("1", "pid") == "x"
 

@@ -8,6 +8,7 @@ from collections import deque
 import asyncpg
 
 from tui.db import sql
+from tui.db.connect import OWN_MARKER
 from tui.model.format import clean_text
 from tui.model.snapshot import (
     HIDDEN_QUERY, ConnectionsSnapshot, ServerInfo, Session, SlowQueriesSnapshot, Statement, TablesSnapshot, TableStat,
@@ -140,6 +141,8 @@ class ConnectionsPoller:
 def _session(r, role: str, own: bool = False) -> Session:
     q = r["query"]
     hidden = q == "<insufficient privilege>"
+    if own and q and q.startswith(OWN_MARKER):  # our own statement: the chains name it without the marker
+        q = q[len(OWN_MARKER):]
     return Session(
         pid=r["pid"], database=clean_text(r["database"], 200) or None, user=clean_text(r["user"], 200) or None,
         application_name=clean_text(r["application_name"] if "application_name" in r.keys() else r["application"], 200),
@@ -147,6 +150,7 @@ def _session(r, role: str, own: bool = False) -> Session:
         wait_event=r["wait_event"], blocked_by=tuple(r["blocked_by"] or ()), xact_age_s=r["xact_age_s"],
         query_age_s=r["query_age_s"], state_age_s=r["state_age_s"],
         query=_hidden_query(role) if hidden else clean_text(q, 4000), query_hidden=hidden, own=own,
+        backend_age_s=r["backend_age_s"] if "backend_age_s" in r.keys() else None,
     )
 
 

@@ -123,9 +123,28 @@ def find_pg_tools(server_major: int, search: list[Path] | None = None) -> PgTool
                    f"(e.g. 'apt-get install postgresql-client-{server_major}') or set PGPREFLIGHT_PG_BINDIR")
 
 
-def libpq_env(target: Target, database: str | None = None) -> dict[str, str]:
-    """The environment for pg_dump/pg_restore: connection from PG* variables, password never on argv."""
+# pg_dump and pg_restore cannot carry the tool's marker comment (tui.db.connect.OWN_MARKER): where the role
+# may set pg_stat_statements.track (a superuser; from 15 on, GRANT SET ON PARAMETER), their sessions are not
+# tracked at all, so that their ~70 catalog queries and COPYs never reach the slow queries. Otherwise the slow
+# queries leave out pg_dump's COPY ... TO stdout by its text and the restore by its scratch database.
+UNTRACK_SQL = """
+SELECT current_setting('pg_stat_statements.track', true) IS NOT NULL
+   AND (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+"""
+UNTRACK_SQL_150000 = """
+SELECT current_setting('pg_stat_statements.track', true) IS NOT NULL
+   AND ((SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+        OR has_parameter_privilege('pg_stat_statements.track', 'SET'))
+"""
+UNTRACKED_OPTIONS = "-c pg_stat_statements.track=none"
+
+
+def libpq_env(target: Target, database: str | None = None, untracked: bool = False) -> dict[str, str]:
+    """The environment for pg_dump/pg_restore: connection from PG* variables, password never on argv.
+    ``untracked``: pg_stat_statements does not track the session (the role may set its track)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
+    if untracked:
+        env["PGOPTIONS"] = UNTRACKED_OPTIONS
     env.update({"PGHOST": target.effective_host, "PGPORT": str(target.effective_port), "PGUSER": target.effective_user,
                 "PGDATABASE": database or target.effective_database, "PGAPPNAME": f"{APP_NAME}/{FIX_ROLE}",
                 "PGCONNECT_TIMEOUT": "10"})
@@ -310,10 +329,12 @@ class BackupTest(Fix):
             snapshot_id = await snap.fetchval("SELECT pg_export_snapshot()")
             ctx.note_statement("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT pg_export_snapshot()")
             tables = await snap.fetch(TABLES_SQL)
+            untracked = bool(await snap.fetchval(
+                UNTRACK_SQL_150000 if ctx.server.version_num >= 150000 else UNTRACK_SQL))
             argv = [str(tools.pg_dump), "-Fc", f"--snapshot={snapshot_id}", "-f", str(dump_file)]
             ctx.note_statement("$ " + shlex.join(argv))
             t0 = time.monotonic()
-            dump = await asyncio.create_subprocess_exec(*argv, env=libpq_env(ctx.target), stdout=asyncio.subprocess.DEVNULL,
+            dump = await asyncio.create_subprocess_exec(*argv, env=libpq_env(ctx.target, untracked=untracked), stdout=asyncio.subprocess.DEVNULL,
                                                         stderr=asyncio.subprocess.PIPE)
             ctx.register_process(dump)
             source_counts: dict[str, int] = {}

@@ -71,6 +71,7 @@ class Session:
     query: str  # cleaned (tui.model.format.clean_text); HIDDEN_QUERY when not visible to us
     query_hidden: bool = False
     own: bool = False  # one of pgpreflight's own sessions (listed only when it blocks a listed session)
+    backend_age_s: float | None = None  # since the backend started (its connection opened)
 
     def chain_label(self, query_chars: int = 80) -> str:
         """What the blocking chains say of this session: "pgpreflight fix: ALTER TABLE …" for our own."""
@@ -104,6 +105,39 @@ class Session:
             "query": self.query, "query_hidden": self.query_hidden,
             **({"own": True} if self.own else {}),
         }
+
+
+@dataclass(frozen=True)
+class LockRow:
+    """One row of pg_locks of a session: what it holds (granted) or waits for."""
+
+    locktype: str
+    mode: str
+    granted: bool
+    target: str  # "public.orders", "transaction 1234", "tuple (0,1) of public.orders", …
+
+
+@dataclass(frozen=True)
+class SessionLocks:
+    """A session's locks, fetched when its detail opens (tui.db.sessions.session_locks)."""
+
+    pid: int
+    exists: bool  # False: the session ended before the query ran
+    held: tuple[LockRow, ...] = ()
+    waiting: tuple[LockRow, ...] = ()
+    blocked_by: tuple[int, ...] = ()  # pg_blocking_pids(pid)
+    blocking: tuple[int, ...] = ()  # sessions whose pg_blocking_pids name pid
+    error: str = ""  # the query failed: why (the detail says so instead of the locks)
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """What pg_stat_activity says of a pid after a cancel or terminate (tui.db.sessions.session_states)."""
+
+    pid: int
+    state: str | None
+    query_start: datetime | None
+    backend_start: datetime | None
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, TabbedContent, TabPane
 from tui.config import Config, TargetError
 from tui.db.connect import connect
 from tui.db.poller import ConnectionsPoller, ServerPoller, SlowQueriesPoller, TablesPoller
+from tui.model.signals import cancel_refusal
 from tui.model.snapshot import REMOTE_HOST_MESSAGE, ConnectionState, Snapshot
 from tui.screens.messages import ConnectionChanged, PanePolled, PartTurnedOff, ServerPolled, SessionsSignalled
 from tui.screens.checklist_pane import ChecklistChecked, ChecklistPane
@@ -32,6 +33,7 @@ from widgets.connections import ConnectionsPane, IdleToggled, SessionsSignalRequ
 from widgets.footer import KeyFooter
 from widgets.header import ServerHeader
 from widgets.host import HostPane
+from widgets.session_detail import SessionDetailScreen
 from widgets.slow_queries import SlowQueriesPane
 from widgets.table_sizes import TableSizesPane
 
@@ -364,6 +366,13 @@ class PreflightApp(App):
         header = self._main(ServerHeader)
         if header is not None:
             header.show(state=message.state)
+        # the header says STALE: the panes' rows are the last poll's, drawn dimmed until the next one
+        st = message.state
+        stale = st.status != "connected" and st.last_ok_at is not None
+        for cls in (ConnectionsPane, SlowQueriesPane, TableSizesPane):
+            pane = self._main(cls)
+            if pane is not None:
+                pane.set_stale(stale)
 
     def on_pane_polled(self, message: PanePolled) -> None:
         if message.prompt:
@@ -457,12 +466,42 @@ class PreflightApp(App):
         self.show_idle = message.show_idle
         self._poll_at_once("connections")
 
+    # -- session detail: its locks, on a short session of its own -----------------------
+    def on_session_detail_screen_locks_requested(self, message: SessionDetailScreen.LocksRequested) -> None:
+        message.stop()
+        self.fetch_locks(message.detail, message.pid)
+
+    @work(group="locks", exclusive=True)
+    async def fetch_locks(self, detail: SessionDetailScreen, pid: int) -> None:
+        from tui.db.sessions import session_locks
+        from tui.model.snapshot import SessionLocks
+
+        conn = None
+        try:
+            conn = await connect(self.config.target, timeout=self.config.connect_timeout, role="detail",
+                                 statement_timeout_ms=self.config.statement_timeout_ms,
+                                 lock_timeout_ms=POLL_LOCK_TIMEOUT_MS)
+            locks = await session_locks(conn, pid)
+        except TargetError as e:
+            locks = SessionLocks(pid=pid, exists=True, error=f"cannot connect: {e.reason}")
+        except Exception as e:  # a failing query (privileges, timeout): the detail says why
+            locks = SessionLocks(pid=pid, exists=True, error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+        finally:
+            if conn is not None:
+                conn.terminate()
+        if detail.is_attached:
+            detail.show_locks(locks)
+
     # -- cancel / terminate --------------------------------------------------------
     # The writes go through the fix machinery (tui.fixes: cancel_backend, terminate_backend), which
     # refuses in read-only mode, re-checks the sessions, and writes the audit log.
     def on_sessions_signal_requested(self, message: SessionsSignalRequested) -> None:
         sessions = message.sessions
         pids = [s.pid for s in sessions]
+        refusal = cancel_refusal(sessions) if message.action == "cancel" else None
+        if refusal is not None:  # before any confirmation: cancel cannot end an idle transaction
+            self.notify(refusal, severity="warning", timeout=6)
+            return
         if self.config.read_only:
             self.run_signal(message.action, pids, 0)  # refused (and logged) by the fix machinery
             return
@@ -479,20 +518,45 @@ class PreflightApp(App):
 
         self.push_screen(ConfirmSignalScreen(sessions, message.action), first)
 
+    SIGNAL_SETTLE_S = 3.0  # how long the result of a signal is watched for in pg_stat_activity
+
     @work(group="signal")
     async def run_signal(self, action: str, pids: list[int], confirmations: int) -> None:
+        """Send the signal through the fix machinery, then say what pg_stat_activity shows of the
+        pids afterwards ("terminated 5026", "5026 is still idle in transaction"): never assumed."""
+        from tui.db.sessions import session_states
         from tui.fixes.base import FixRefused, run_fix
+        from tui.model.signals import outcome, settled
 
         self.signal_requests.append((action, tuple(pids), confirmations))
         fix = "cancel_backend" if action == "cancel" else "terminate_backend"
+        watch = None
         try:
+            if confirmations:  # not in read-only mode, where the fix machinery refuses (and logs it)
+                watch = await connect(self.config.target, timeout=self.config.connect_timeout, role="signal",
+                                      statement_timeout_ms=self.config.statement_timeout_ms)
+            before = await session_states(watch, pids) if watch is not None else {}
             res = await run_fix(self.config, fix, {"pids": list(pids)}, confirmations=confirmations, record=False)
+            if not res.ok or watch is None:
+                self.post_message(SessionsSignalled(res.summary, res.ok))
+                return
+            deadline = time.monotonic() + self.SIGNAL_SETTLE_S
+            after = await session_states(watch, pids)
+            while not settled(action, before, after) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)  # a terminated backend takes a moment to leave pg_stat_activity
+                after = await session_states(watch, pids)
+            summary, ok = outcome(action, pids, before, after)
+            self.post_message(SessionsSignalled(summary, ok))
         except FixRefused as e:
             self.post_message(SessionsSignalled(e.reason, False))
         except TargetError as e:
             self.post_message(SessionsSignalled(f"{action} failed: cannot connect: {e.reason}", False))
-        else:
-            self.post_message(SessionsSignalled(res.summary, res.ok))
+        except Exception as e:  # the check of the result failed (the server went away): say so, not "done"
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self.post_message(SessionsSignalled(f"{action} sent; its result is unknown: {reason}", False))
+        finally:
+            if watch is not None:
+                watch.terminate()
 
     def on_sessions_signalled(self, message: SessionsSignalled) -> None:
         self.notify(message.summary, severity="information" if message.ok else "warning", timeout=6)

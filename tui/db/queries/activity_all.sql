@@ -37,7 +37,8 @@ SELECT 'c' AS kind, c.is_state, c.is_database, c.is_application, c.is_user,
        coalesce(c.application_name, '') AS application, coalesce(r.rolname, '') AS "user", c.n,
        NULL::int AS pid, NULL::text AS client_addr, NULL::text AS wait_event_type, NULL::text AS wait_event,
        NULL::int[] AS blocked_by, NULL::float8 AS xact_age_s, NULL::float8 AS query_age_s,
-       NULL::float8 AS state_age_s, NULL::text AS query, NULL::int AS total, NULL::bigint AS ord
+       NULL::float8 AS state_age_s, NULL::text AS query, NULL::int AS total, NULL::bigint AS ord,
+       NULL::float8 AS backend_age_s
   FROM c
   LEFT JOIN pg_database d ON d.oid = c.datid
   LEFT JOIN pg_roles r ON r.oid = c.usesysid
@@ -47,7 +48,8 @@ SELECT 's', NULL, NULL, NULL, NULL, l.state, d.datname, l.application_name, r.ro
        extract(epoch FROM now() - l.xact_start)::float8,
        extract(epoch FROM now() - l.query_start)::float8,
        extract(epoch FROM now() - l.state_change)::float8,
-       left(l.query, 4000), l.total, l.ord
+       left(l.query, 4000), l.total, l.ord,
+       extract(epoch FROM now() - l.backend_start)::float8
   FROM l
   LEFT JOIN pg_database d ON d.oid = l.datid
   LEFT JOIN pg_roles r ON r.oid = l.usesysid
@@ -57,7 +59,8 @@ SELECT 'o', NULL, NULL, NULL, NULL, o.state, d.datname, o.application_name, r.ro
        extract(epoch FROM now() - o.xact_start)::float8,
        extract(epoch FROM now() - o.query_start)::float8,
        extract(epoch FROM now() - o.state_change)::float8,
-       left(o.query, 4000), o.total, o.ord
+       left(o.query, 4000), o.total, o.ord,
+       extract(epoch FROM now() - o.backend_start)::float8
   FROM o
   LEFT JOIN pg_database d ON d.oid = o.datid
   LEFT JOIN pg_roles r ON r.oid = o.usesysid
