@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from tui.model.fixes import Choice, FixResult, Plan
-from widgets.footer import KeyFooter
+from widgets.footer import MODAL_APP_BINDINGS, KeyFooter
 
 
 def render_plan(plan: Plan, read_only: bool = False) -> Text:
@@ -81,6 +81,7 @@ class FixPlanScreen(ModalScreen[bool]):
     BINDINGS = [
         Binding("enter", "run", "Run", id="fix_plan.run", priority=True),
         Binding("escape", "abort", "Abort", id="fix_plan.abort"),
+        *MODAL_APP_BINDINGS,
     ]
 
     def __init__(self, plan: Plan, *, read_only: bool = False) -> None:
@@ -164,6 +165,7 @@ class FixChoiceScreen(ModalScreen[str]):
         Binding("2", "choose_index(1)", "Option 2", show=False, id="fix_choice.2"),
         Binding("d", "choose_value('drop')", "Drop", id="fix_choice.drop"),
         Binding("k", "choose_value('keep')", "Keep", id="fix_choice.keep_key"),
+        *MODAL_APP_BINDINGS,
     ]
 
     def __init__(self, choice: Choice, result: FixResult | None = None) -> None:

@@ -16,7 +16,7 @@ from textual.widgets.option_list import Option
 from tui.model.fixes import CombinedPlan, Step, StepOutcome, blocker_line
 from widgets.fix_plan import render_plan
 from widgets.fix_progress import progress_text
-from widgets.footer import KeyFooter
+from widgets.footer import MODAL_APP_BINDINGS, KeyFooter
 
 MARK = {"ok": ("✔", "green"), "failed": ("✘", "red"), "cancelled": ("■", "yellow"), "skipped": ("–", "dim"),
         "refused": ("✘", "red"), "left out": ("·", "dim"), "running": ("▶", "bold yellow"),
@@ -61,6 +61,7 @@ class PreflightPlanScreen(ModalScreen["set[int] | None"]):
         Binding("enter", "run", "Run chosen", id="preflight.run", priority=True),
         Binding("space", "toggle", "Leave out/in", id="preflight.toggle", priority=True),
         Binding("escape", "abort", "Abort", id="preflight.abort"),
+        *MODAL_APP_BINDINGS,
     ]
 
     def __init__(self, combined: CombinedPlan, *, read_only: bool = False) -> None:
@@ -299,7 +300,7 @@ class SignoffScreen(ModalScreen["str | None"]):
     SignoffScreen Input { margin: 1 0; }
     """
 
-    BINDINGS = [Binding("escape", "abort", "Abort", id="signoff.abort")]
+    BINDINGS = [Binding("escape", "abort", "Abort", id="signoff.abort"), *MODAL_APP_BINDINGS]
 
     def __init__(self, default_path: str, signer: str) -> None:
         super().__init__()

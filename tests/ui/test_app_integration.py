@@ -61,10 +61,13 @@ async def test_wide_terminal_shows_both(tmp_path):
 async def test_question_mark_opens_help_listing_bindings(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
+        from widgets.help import HelpScreen
+
         await pilot.press("question_mark")
-        await until(pilot, lambda: bool(app.screen.query("HelpPanel")))
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert "Pause / resume polling" in app.screen.text().plain
         await pilot.press("question_mark")
-        await until(pilot, lambda: not app.screen.query("HelpPanel"))
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
 
 
 async def _palette_titles(app, pilot, query: str) -> list[str]:
@@ -80,8 +83,8 @@ async def _palette_titles(app, pilot, query: str) -> list[str]:
 async def test_palette_reaches_actions_and_fixes(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        titles = await _palette_titles(app, pilot, "show checklist")
-        assert any("Show checklist" in t for t in titles), titles
+        titles = await _palette_titles(app, pilot, "app: show the checklist")
+        assert any("app: show the checklist" in t for t in titles), titles
         await pilot.press("enter")
         await until(pilot, lambda: app.screen.has_class("-checklist"))
         titles = await _palette_titles(app, pilot, "fix: create missing indexes")

@@ -439,26 +439,6 @@ async def test_a_theme_change_reaches_the_rendered_lines():
         assert app.ansi_theme is app.ansi_theme_light and app.ansi_theme is not dark_ansi
 
 
-async def test_footer_rebuilds_only_when_its_keys_change():
-    from textual.widgets._footer import FooterKey
-
-    from widgets.footer import KeyFooter
-
-    app = make_app()
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        footer = app.screen.query_one(KeyFooter)
-        keys = list(footer.query(FooterKey))
-        assert "Idle" in [k.description for k in keys]
-        app.screen.refresh_bindings()  # nothing it shows changed: the same key widgets stay
-        await pilot.pause()
-        assert list(footer.query(FooterKey)) == keys
-        await pilot.press("2")  # the statements table has the focus: its keys replace the sessions'
-        await pilot.pause()
-        shown = [k.description for k in footer.query(FooterKey)]
-        assert "Mean/total" in shown and "Idle" not in shown
-
-
 async def test_a_keys_frame_is_painted_before_the_rows_it_asked_for():
     """`i` redraws the table from what it has; the sessions it asked the server for, however soon
     they come back, are drawn after that frame, not into it (which would hold the key's answer

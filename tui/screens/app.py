@@ -15,6 +15,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
+from textual.screen import Screen
 from textual.widgets import DataTable, TabbedContent, TabPane
 
 from tui.config import Config, TargetError
@@ -30,7 +31,9 @@ from tui.screens.preflight_flow import PreflightController
 from widgets.checklist_tree import ChecklistTree
 from widgets.confirm import ConfirmSignalScreen
 from widgets.connections import ConnectionsPane, IdleToggled, SessionsSignalRequested
+from widgets._fence import STOCK_TEXTUAL
 from widgets.footer import KeyFooter
+from widgets.help import HelpScreen
 from widgets.header import ServerHeader
 from widgets.host import HostPane
 from widgets.session_detail import SessionDetailScreen
@@ -49,11 +52,12 @@ class PreflightApp(App):
     COMMANDS = App.COMMANDS | {FixCommands}
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
-        Binding("p", "toggle_pause", "Pause", id="pause"),
-        Binding("r", "refresh_now", "Refresh", id="refresh"),
-        Binding("l", "show_checklist", "Checklist", id="checklist"),
-        Binding("question_mark", "toggle_help", "Help", key_display="?", id="help"),
-        *[Binding(str(n), f"show_tab({n})", f"Tab {n}", show=False, id=f"tab.{n}") for n in range(1, 10)],
+        Binding("p", "toggle_pause", "Pause / resume polling", id="pause"),
+        Binding("r", "refresh_now", "Refresh the pane now", id="refresh"),
+        Binding("l", "show_checklist", "Show the checklist", id="checklist"),
+        Binding("question_mark", "toggle_help", "Help: keys and legend", key_display="?", id="help"),
+        *[Binding(str(n), f"show_tab({n})", f"Show {name}", show=False, id=f"tab.{n}")
+          for n, name in enumerate(("Connections", "Slow queries", "Tables", "Host", "the checklist"), start=1)],
     ]
 
     def __init__(self, config: Config, snapshot: Snapshot | None = None, poll: bool | None = None,
@@ -87,15 +91,20 @@ class PreflightApp(App):
         self.polls: dict[str, int] = {"server": 0, "connections": 0, "slow": 0, "tables": 0, "host": 0}
         self.signal_requests: list[tuple[str, tuple[int, ...], int]] = []  # (action, pids, confirmations)
         self._frame_held = False
+        self._frame_batch = None
         self._first_data_seen = False
 
-    def get_default_screen(self) -> PreflightScreen:
+    def get_default_screen(self) -> Screen:
+        if STOCK_TEXTUAL:  # Textual's own screen and compositor
+            return Screen(id="_default")
         return PreflightScreen(id="_default")
 
     def get_driver_class(self):
         """Textual's Linux driver, with an input thread that sleeps until there is input
         (tui.screens.driver); any other driver (Windows, TEXTUAL_DRIVER) as Textual picks it."""
         chosen = super().get_driver_class()
+        if STOCK_TEXTUAL:
+            return chosen
         if (chosen.__module__, chosen.__name__) == ("textual.drivers.linux_driver", "LinuxDriver"):
             from tui.screens.driver import QuietLinuxDriver
             return QuietLinuxDriver
@@ -107,6 +116,8 @@ class PreflightApp(App):
 
     @property
     def current_theme(self):
+        if STOCK_TEXTUAL:
+            return App.current_theme.fget(self)
         name, theme = self._theme_memo
         if name != self.theme or theme is None:
             theme = App.current_theme.fget(self)
@@ -407,14 +418,17 @@ class PreflightApp(App):
         if self._frame_held:
             return
         self._frame_held = True
-        self._begin_batch()
+        self._frame_batch = self.batch_update()  # public: held open until _release_frame
+        self._frame_batch.__enter__()
         self.set_timer(self.FRAME_HOLD_S, self._release_frame, name="frame-hold")
 
     def _release_frame(self) -> None:
         if not self._frame_held:
             return
         self._frame_held = False
-        self._end_batch()
+        batch, self._frame_batch = self._frame_batch, None
+        if batch is not None:
+            batch.__exit__(None, None, None)
         try:
             self.screen.check_idle()  # it skipped its repaint while held: ask it again
         except Exception:
@@ -672,48 +686,113 @@ class PreflightApp(App):
             pass
 
     def action_toggle_help(self) -> None:
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
-        else:
-            self.action_show_help_panel()
+        """`?`: the keys of what is in view, the app's keys and the legend (widgets/help.py)."""
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)
+            return
+        self.push_screen(HelpScreen.for_screen(self.screen, self.config.idle_in_xact_threshold_s))
 
     def get_system_commands(self, screen):
-        """Every action is in the command palette, besides the fixes (FixCommands)."""
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("Pause / resume polling", "p: stop or restart the live refresh", self.action_toggle_pause)
-        yield SystemCommand("Refresh now", "r: poll the visible pane now", self.action_refresh_now)
-        names = ["Connections", "Slow queries", "Tables", "Host"]
-        for n, name in enumerate(names, start=1):
-            yield SystemCommand(f"Show {name}", f"{n}: switch to the {name} pane",
-                                lambda n=n: self.action_show_tab(n))
-        yield SystemCommand("Show checklist", "5 or l: the launch checklist", self.action_show_checklist)
+        """Every action in the command palette under a namespaced name ("session: terminate"),
+        besides the fixes (FixCommands): each binding of PALETTE runs its binding's own action, so
+        the palette cannot drift from the keys (tests/ui/test_palette.py holds every binding to it)."""
+        yield SystemCommand("app: theme", "change the colour theme", self.action_change_theme)
+        yield SystemCommand("app: screenshot", "save an SVG of the screen into the state directory",
+                            self.action_save_screenshot)
+        if screen.maximized is not None:
+            yield SystemCommand("app: minimize", "restore the maximized widget", screen.action_minimize)
+        elif screen.focused is not None and screen.focused.allow_maximize:
+            yield SystemCommand("app: maximize", "maximize the focused widget", screen.action_maximize)
+        base = self.screen_stack[0] if self.screen_stack else None
+        owners = {"app": self, "connections": self._main(ConnectionsPane), "slow": self._main(SlowQueriesPane),
+                  "checklist": self._main(ChecklistTree)}
+        titles: set[str] = set()
+        for binding_id, (owner, title) in PALETTE.items():
+            node = owners.get(owner)
+            binding = _binding(type(node), binding_id) if node is not None else None
+            if binding is None or title in titles:
+                continue
+            if node.check_action(binding.action.split("(", 1)[0], ()) is False:
+                continue  # e.g. `f` while fixes are off: its refusing twin is the entry
+            titles.add(title)
+            keys = "/".join(self.get_key_display(Binding(k.strip(), binding.action)) for k in binding.key.split(","))
+            where = {"app": "", "connections": " in Connections", "slow": " in Slow queries",
+                     "checklist": " in the checklist"}[owner]
+            yield SystemCommand(title, f"{keys}{where}: {binding.description}",
+                                lambda node=node, owner=owner, action=binding.action: self._palette_run(
+                                    owner, node, action))
         pane = self._main(ChecklistPane)
-        if pane is not None:
-            yield SystemCommand("Checklist: verify again now", "v: run every check now", pane.verify)
-            yield SystemCommand("fix: every failing item", "F in the checklist: one combined plan, run step by step",
-                                self.action_fix_all)
-            yield SystemCommand("report: write the sign-off", "S in the checklist: the Markdown sign-off report",
-                                self.action_signoff)
+        if pane is not None and base is not None:
             from tui.checklist.spec import bundled_names
 
             for name in bundled_names():
                 yield SystemCommand(f"checklist: use {name}", "remembered for this database from now on",
                                     lambda name=name: pane.use_checklist(name))
-        conns = self._main(ConnectionsPane)
-        if conns is not None:
-            for action, title, key in (("toggle_idle", "Connections: show or hide idle sessions", "i"),
-                                       ("cycle_sort", "Connections: change the sort order", "s"),
-                                       ("filter", "Connections: filter sessions", "/"),
-                                       ("toggle_chains", "Connections: blocking chains", "b"),
-                                       ("cancel", "Connections: cancel the selected query", "c"),
-                                       ("terminate", "Connections: terminate the selected session", "K")):
-                fn = getattr(conns, f"action_{action}", None)
-                if fn is not None:
-                    yield SystemCommand(title, f"{key} in the Connections pane", fn)
-        slow = self._main(SlowQueriesPane)
-        if slow is not None:
-            for action, title, key in (("toggle_order", "Slow queries: sort by mean or total time", "m"),
-                                       ("detail", "Slow queries: show the full query", "d")):
-                fn = getattr(slow, f"action_{action}", None)
-                if fn is not None:
-                    yield SystemCommand(title, f"{key} in the Slow queries pane", fn)
+
+    async def _palette_run(self, owner: str, node, action: str) -> None:
+        """Bring the pane of a palette entry into view (as its key would find it), then run the
+        binding's action on it."""
+        if owner == "connections":
+            self.action_show_tab(1)
+        elif owner == "slow":
+            self.action_show_tab(2)
+        elif owner == "checklist":
+            base = self.screen_stack[0]
+            if self.screen is base and not base.has_class("-wide") and not base.has_class("-checklist"):
+                self.action_show_checklist()
+        await self.run_action(action, node)
+
+    def action_save_screenshot(self) -> None:
+        """The palette's "app: screenshot": an SVG into <state dir>/screenshots, and where it went."""
+        folder = self.config.state_dir / "screenshots"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = self.save_screenshot(path=str(folder))
+        except OSError as e:
+            self.notify(f"screenshot not saved: {e}", severity="warning", timeout=6)
+            return
+        self.notify(f"screenshot saved: {path}", timeout=6)
+
+
+# binding id → (whose binding, palette name). Every binding with an id is here, or in
+# tests/ui/test_palette.py's list of modal-internal keys with the reason it is left out.
+PALETTE: dict[str, tuple[str, str]] = {
+    "quit": ("app", "app: quit"),
+    "help": ("app", "app: keys and legend (help)"),
+    "pause": ("app", "app: pause / resume polling"),
+    "refresh": ("app", "app: refresh now"),
+    "checklist": ("app", "app: show the checklist"),
+    "tab.1": ("app", "app: show connections"),
+    "tab.2": ("app", "app: show slow queries"),
+    "tab.3": ("app", "app: show tables"),
+    "tab.4": ("app", "app: show host"),
+    "tab.5": ("app", "app: show the checklist"),
+    "connections.cancel": ("connections", "session: cancel"),
+    "connections.terminate": ("connections", "session: terminate"),
+    "connections.tag": ("connections", "session: tag"),
+    "connections.idle": ("connections", "session: show or hide idle sessions"),
+    "connections.filter": ("connections", "session: filter"),
+    "connections.sort": ("connections", "session: change the sort order"),
+    "connections.chains": ("connections", "session: blocking chains"),
+    "slow.order": ("slow", "slow queries: sort by mean or total time"),
+    "slow.detail_d": ("slow", "slow queries: show the full query"),
+    "slow.detail": ("slow", "slow queries: show the full query"),
+    "checklist.tick": ("checklist", "checklist: tick"),
+    "checklist.note": ("checklist", "checklist: note"),
+    "checklist.details": ("checklist", "checklist: details"),
+    "checklist.fix": ("checklist", "checklist: fix the selected item"),
+    "checklist.fix.refused": ("checklist", "checklist: fix the selected item"),
+    "checklist.verify": ("checklist", "checklist: verify again now"),
+    "checklist.next_open": ("checklist", "checklist: next open item"),
+    "checklist.previous_open": ("checklist", "checklist: previous open item"),
+    "checklist.fix_all": ("checklist", "fix: every failing item"),
+    "checklist.signoff": ("checklist", "report: write the sign-off"),
+}
+
+
+def _binding(cls, binding_id: str) -> Binding | None:
+    for klass in cls.__mro__:
+        for b in klass.__dict__.get("BINDINGS", ()) or ():
+            if isinstance(b, Binding) and b.id == binding_id:
+                return b
+    return None
