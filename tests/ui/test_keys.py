@@ -259,6 +259,8 @@ NOT_IN_PALETTE = {
     "detail.close": "closes the full-query modal", "checklist.details.close": "closes the details modal",
     "checklist.note.cancel": "closes the note modal", "help.close": "closes the help",
     "help.close_q": "closes the help",
+    "session_detail.close": "the session detail modal's own keys", "session_detail.cancel": "the session detail's c",
+    "session_detail.terminate": "the session detail's K", "session_detail.reload": "the session detail's r",
     "modal.quit": "the app's q on a modal (Textual's modals cut the app's bindings off): app: quit",
     "modal.help": "the app's ? on a modal: app: keys and legend (help)",
 }

@@ -705,7 +705,7 @@ class PreflightApp(App):
             yield SystemCommand("app: maximize", "maximize the focused widget", screen.action_maximize)
         base = self.screen_stack[0] if self.screen_stack else None
         owners = {"app": self, "connections": self._main(ConnectionsPane), "slow": self._main(SlowQueriesPane),
-                  "checklist": self._main(ChecklistTree)}
+                  "tables": self._main(TableSizesPane), "checklist": self._main(ChecklistTree)}
         titles: set[str] = set()
         for binding_id, (owner, title) in PALETTE.items():
             node = owners.get(owner)
@@ -717,7 +717,7 @@ class PreflightApp(App):
             titles.add(title)
             keys = "/".join(self.get_key_display(Binding(k.strip(), binding.action)) for k in binding.key.split(","))
             where = {"app": "", "connections": " in Connections", "slow": " in Slow queries",
-                     "checklist": " in the checklist"}[owner]
+                     "tables": " in Tables", "checklist": " in the checklist"}[owner]
             yield SystemCommand(title, f"{keys}{where}: {binding.description}",
                                 lambda node=node, owner=owner, action=binding.action: self._palette_run(
                                     owner, node, action))
@@ -736,6 +736,8 @@ class PreflightApp(App):
             self.action_show_tab(1)
         elif owner == "slow":
             self.action_show_tab(2)
+        elif owner == "tables":
+            self.action_show_tab(3)
         elif owner == "checklist":
             base = self.screen_stack[0]
             if self.screen is base and not base.has_class("-wide") and not base.has_class("-checklist"):
@@ -774,6 +776,9 @@ PALETTE: dict[str, tuple[str, str]] = {
     "connections.filter": ("connections", "session: filter"),
     "connections.sort": ("connections", "session: change the sort order"),
     "connections.chains": ("connections", "session: blocking chains"),
+    "connections.detail": ("connections", "session: details (query, locks, ages)"),
+    "connections.query_line": ("connections", "session: show the whole query under the table"),
+    "tables.partitions": ("tables", "tables: fold or unfold a partitioned table's partitions"),
     "slow.order": ("slow", "slow queries: sort by mean or total time"),
     "slow.detail_d": ("slow", "slow queries: show the full query"),
     "slow.detail": ("slow", "slow queries: show the full query"),
