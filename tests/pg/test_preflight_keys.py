@@ -62,7 +62,7 @@ async def test_launch_loop_by_keys_on_the_demo(demo):
     from widgets.confirm import ConfirmSignalScreen
     from widgets.preflight import PreflightPanel, PreflightPlanScreen, SignoffScreen
 
-    args = Namespace(dsn=None, read_only=False, state_dir=demo["state"], connect_timeout=None, no_color=True,
+    args = Namespace(dsn=None, read_only=False, state_dir=demo["state"], connect_timeout=None, no_color=False,
                      checklist="images-mvp", app_root=demo["app"], backup_dir=demo["backup"],
                      crontab_file=demo["crontab"], refresh=None)
     cfg = make_config(args, target=resolve_target(demo["dsn"]))
