@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pg_helpers import fresh_database, wait_until
+from pg_helpers import fresh_database, own_cluster, wait_until
 
 from tui.config import Config, resolve_target
 from tui.db.monitor import Monitor
@@ -21,6 +21,13 @@ from tui.model import events as E
 pytestmark = pytest.mark.pg
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s3cret-Watch-Pw"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A server of its own: the thresholds look at every session of the server, and another module's
+    leftover statement (a pg_sleep still running) would raise long_query_s here."""
+    yield from own_cluster()
 
 
 @pytest.fixture(scope="module")
