@@ -15,7 +15,7 @@ from tui.config import Config, TargetError, UsageError, default_state_dir, resol
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
-SUBCOMMANDS = ("monitor", "demo", "snapshot", "check", "fix", "report", "checklists")
+SUBCOMMANDS = ("monitor", "demo", "snapshot", "check", "fix", "report", "checklists", "watch")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,6 +41,15 @@ def _non_negative_float(text: str) -> float:
     if not v >= 0 or v == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds, 0 or more")
     return v
+
+
+def _duration(text: str) -> float:
+    from tui.alerts import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _add_common(p: argparse.ArgumentParser, top: bool) -> None:
@@ -109,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="write a Markdown sign-off report")
     _add_common(r, top=False)
     r.add_argument("--output", "-o", type=Path, help="file to write (default stdout)")
+
+    w = sub.add_parser("watch", help="headless monitor: alert lines for thresholds, OpenMetrics (exit 1 on an alert)")
+    _add_common(w, top=False)
+    w.add_argument("--for", dest="for_", type=_duration, metavar="DURATION",
+                   help="stop after this long (90, 60s, 5m, 1h); default: until SIGINT or SIGTERM")
+    w.add_argument("--threshold", action="append", metavar="NAME=VALUE",
+                   help="override a threshold (repeatable): long_query_s, connections_pct, cache_hit_pct, "
+                        "idle_in_transaction_s, lock_wait_s, xid_age, sequence_pct, disk_pct")
+    w.add_argument("--openmetrics", type=Path, metavar="FILE",
+                   help="rewrite FILE atomically every round in the Prometheus text format")
+    w.add_argument("--refresh", type=_positive_float, metavar="SECONDS", default=argparse.SUPPRESS,
+                   help="poll interval (default 2)")
 
     cl = sub.add_parser("checklists", help="list the bundled checklists")
     _add_common(cl, top=False)
@@ -225,6 +246,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from tui.fixes.headless import run_fix_command
 
         return run_fix_command(cfg, args)
+    if cmd == "watch":
+        from tui.watch import run_watch
+
+        return run_watch(cfg, args)
     return _not_yet(cmd)
 
 

@@ -67,7 +67,7 @@ PROBE_KINDS: dict[str, tuple[tuple, tuple[str, ...]]] = {
 
 ITEM_KEYS = {"id", "title", "why", "severity", "probe", "manual", "fix", "source"}
 SECTION_KEYS = {"id", "title", "item", "why"}
-TOP_KEYS = {"name", "title", "description", "include", "section", "version"}
+TOP_KEYS = {"name", "title", "description", "include", "section", "version", "thresholds"}
 FIX_KEYS = {"name", "params"}
 
 
@@ -131,6 +131,8 @@ class Checklist:
     description: str = ""
     path: str | None = None  # the file, or "bundled:NAME"
     warnings: tuple[str, ...] = ()
+    #: the file's ``[thresholds]`` table as written (name, value): tui.alerts.Thresholds checks it
+    thresholds: tuple[tuple[str, Any], ...] = ()
 
     def items(self) -> Iterator[Item]:
         for s in self.sections:
@@ -334,7 +336,15 @@ def parse_checklist(text: str, file: str = "<checklist>", *, base_dir: Path | No
                 if ref not in seen_ids:
                     raise ChecklistError(file, it.line, f"item {it.id!r}: refs names unknown item {ref!r}")
     return Checklist(name=name, title=str(title), sections=tuple(sections), description=str(data.get("description", "")),
-                     path=file, warnings=tuple(warnings))
+                     path=file, warnings=tuple(warnings), thresholds=_raw_thresholds(data, file, lines))
+
+
+def _raw_thresholds(data: dict, file: str, lines: _Lines) -> tuple[tuple[str, Any], ...]:
+    raw = data.get("thresholds", {})
+    if not isinstance(raw, dict):
+        raise ChecklistError(file, lines.find(r"^\s*thresholds\s*="),
+                             f"thresholds must be a table ([thresholds]), not {toml_type(raw)}")
+    return tuple(raw.items())
 
 
 def _parse_item(ri: Any, section: str, file: str, line: int | None, lines: _Lines, warn) -> Item:
