@@ -24,6 +24,41 @@ from textual.widgets._data_table import (
     CellDoesNotExist, CellKey, ColumnKey, RowDoesNotExist, RowKey, default_cell_formatter,
 )
 
+from widgets._fence import STOCK_TEXTUAL
+
+# Every private name of Textual (8.2.8, pinned) and Rich this module relies on, one line each;
+# tests/unit/test_fence.py holds the list to the code. PGPREFLIGHT_STOCK_TEXTUAL=1 turns it off.
+TEXTUAL_PRIVATES = {
+    "textual._segment_tools": "line_crop(segments, x1, x2, width): crops a line of segments by cells",
+    "textual._two_way_dict": "TwoWayDict: DataTable keeps row key <-> index in one (remove_row rebuilds it)",
+    "textual.widgets._data_table": "CellKey, ColumnKey, RowKey, the exceptions and default_cell_formatter",
+    "_data": "DataTable._data: row key -> {column key: cell value}, written straight by update_cells",
+    "_row_locations": "DataTable._row_locations: row key <-> row index (TwoWayDict)",
+    "_column_locations": "DataTable._column_locations: column key <-> column index",
+    "_update_count": "DataTable._update_count: the counter every DataTable render cache is keyed by",
+    "_updated_cells": "DataTable._updated_cells: cells whose width is measured again at the next idle",
+    "_require_update_dimensions": "DataTable._require_update_dimensions: measure new rows at the next idle",
+    "_total_row_height": "DataTable._total_row_height: the height of all rows (remove_row's repaint region)",
+    "_header_row_key": "DataTable._header_row_key: the key _get_offsets gives the header line",
+    "_labelled_row_exists": "DataTable._labelled_row_exists: a row has a label (then DataTable's own path)",
+    "_row_label_column_width": "DataTable._row_label_column_width: the width of the label column",
+    "_show_hover_cursor": "DataTable._show_hover_cursor: whether the hover row is highlighted",
+    "_pseudo_class_state": "Widget._pseudo_class_state: focus/hover/disabled state, part of a line's cache key",
+    "_get_offsets": "DataTable._get_offsets(y): (row key, line within the row) of a virtual line",
+    "_get_row_style": "DataTable._get_row_style(row index, base): the row's style (zebra, header)",
+    "_get_styles_to_render_cell": "DataTable._get_styles_to_render_cell: a cell's cursor/hover component styles",
+    "_get_row_region": "DataTable._get_row_region(index): overridden, rows one line high sit at their index",
+    "_render_line": "DataTable._render_line(y, x1, x2, base): overridden, cached by row version",
+    "_render_cell": "DataTable._render_cell(row, column, style, width, cursor, hover): overridden, by cell version",
+    "_refresh_region": "DataTable._refresh_region(region): repaint a region of the table's virtual space",
+    "_update_dimensions": "DataTable._update_dimensions(new rows): overridden, skips measuring fixed columns",
+    "_update_column_widths": "DataTable._update_column_widths(cells): overridden, new layout version",
+    "_clear_caches": "DataTable._clear_caches(): overridden, forgets our caches too",
+    "_on_resize": "DataTable._on_resize(event): overridden, new layout version",
+    "_scroll_update": "ScrollView._scroll_update(size): the scrollbars for a virtual size set quietly",
+    "_spans": "rich Text._spans: a cell without spans takes the string fast path",
+}
+
 _EMPTY = Text(no_wrap=True, end="")
 _NEWLINE = Text("\n")
 _NULL = Style.null()
@@ -490,6 +525,31 @@ class KeyedTable(DataTable):
         return columns, width + self._row_label_column_width
 
 
+class StockKeyedTable(DataTable):
+    """PGPREFLIGHT_STOCK_TEXTUAL=1: Textual's DataTable, with KeyedTable's extra calls done through
+    DataTable's public API (update_cell repaints the table; nothing is cached here)."""
+
+    def touch_cells(self, row_key, column_keys) -> None:
+        pass
+
+    def add_row(self, *cells, height: int | None = 1, key: str | None = None, label=None,
+                repaint: bool = True) -> RowKey:
+        return super().add_row(*cells, height=height, key=key, label=label)
+
+    def update_cells(self, row_key, changes: dict, *, repaint: bool = True) -> None:
+        for column_key, value in changes.items():
+            self.update_cell(row_key, column_key, value)
+
+    def refresh_rows(self, row_keys) -> None:
+        pass  # update_cell and add_row repainted already
+
+
+FastKeyedTable = KeyedTable  # the rewrite itself, whatever the switch says (the differential tests)
+_WITH_KEYED_API = (FastKeyedTable, StockKeyedTable)
+if STOCK_TEXTUAL:
+    KeyedTable = StockKeyedTable  # noqa: F811  what the panes build
+
+
 def _crop_parts(parts: list, columns: tuple, width: int) -> list[Segment]:
     """The segments of the first ``width`` cells of a row whose parts are each exactly their
     column's width."""
@@ -556,7 +616,7 @@ def sync_rows(table: DataTable, rows: list[tuple[str, tuple]]) -> int:
         order.clear()
         last = table.__dict__.setdefault("_keyed_cells", {})
         last.clear()
-        quiet = {"repaint": False} if isinstance(table, KeyedTable) else {}  # clear() repaints it all
+        quiet = {"repaint": False} if isinstance(table, _WITH_KEYED_API) else {}  # clear() repaints it all
         for key, cells in rows:
             table.add_row(*cells, key=key, **quiet)
             state[key] = tuple(_sig(c) for c in cells)
@@ -576,7 +636,7 @@ def sync_rows(table: DataTable, rows: list[tuple[str, tuple]]) -> int:
     if cursor_key in state:  # rows above it went away: keep the cursor on its row, not its index
         table.move_cursor(row=order.index(cursor_key), animate=False, scroll=False)
     last: dict[str, tuple] = table.__dict__.setdefault("_keyed_cells", {})
-    keyed = isinstance(table, KeyedTable)
+    keyed = isinstance(table, _WITH_KEYED_API)
     changed_rows: list[str] = []
     for key, cells in rows:
         if last.get(key) is cells and key in state:

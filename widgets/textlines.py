@@ -4,7 +4,11 @@ Static.update re-renders all of its content through Textual's Content pipeline (
 format) and repaints the whole widget: the header and the summary did that every second for a
 few changed characters. TextLines keeps its text as lines of Rich Text, draws each line straight
 to segments (cut with an ellipsis at the widget's width, as ``text-overflow: ellipsis`` does),
-caches each drawn line, and repaints only the lines whose text changed."""
+caches each drawn line, and repaints only the lines whose text changed.
+
+It uses public API only (render_lines/render_line, Strip, Segment), but draws its lines itself:
+PGPREFLIGHT_STOCK_TEXTUAL=1 makes ``TextLines`` a plain Static (StockTextLines) with the same
+calls; tests/ui/test_textlines.py holds FastTextLines to Static's output either way."""
 from __future__ import annotations
 
 from rich.cells import cell_len
@@ -14,6 +18,8 @@ from rich.text import Text
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import Static
+
+from widgets._fence import STOCK_TEXTUAL
 
 _JOIN = Text("\n")
 
@@ -87,3 +93,30 @@ class TextLines(Static):
         super().notify_style_update()
         self._line_strips.clear()
 
+
+
+class StockTextLines(Static):
+    """PGPREFLIGHT_STOCK_TEXTUAL=1: a Static that keeps TextLines' calls (``text``, ``update``);
+    every update goes through Static.update (Textual's Content pipeline, a whole repaint)."""
+
+    DEFAULT_CSS = """
+    StockTextLines { text-wrap: nowrap; text-overflow: ellipsis; }
+    """
+
+    def __init__(self, content: str | Text = "", **kw) -> None:
+        super().__init__("", **kw)
+        self._text = Text()
+        self.update(content)
+
+    @property
+    def text(self) -> Text:
+        return self._text
+
+    def update(self, content: str | Text = "", *, layout: bool = False) -> None:
+        self._text = content if isinstance(content, Text) else Text(str(content))
+        super().update(self._text, layout=layout)
+
+
+FastTextLines = TextLines  # the rewrite itself, whatever the switch says (the differential tests)
+if STOCK_TEXTUAL:
+    TextLines = StockTextLines  # noqa: F811  what the header and the summaries build on

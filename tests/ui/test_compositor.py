@@ -12,10 +12,18 @@ import pytest
 from rich.console import Console
 from textual.geometry import Region
 
-from tests.ui.test_panes import make_app
-from tui.screens.compositor import DirtyOnlyCompositor
+from tests.ui.test_panes import make_app as make_panes_app
+from tui.screens.compositor import DirtyOnlyCompositor, PreflightScreen
 
 pytestmark = pytest.mark.ui
+
+
+def make_app():
+    """The monitor on the rewrite's screen, also under PGPREFLIGHT_STOCK_TEXTUAL=1 (which gives the
+    app Textual's Screen): the differential test holds the rewrite either way."""
+    app = make_panes_app()
+    app.get_default_screen = lambda: PreflightScreen(id="_default")
+    return app
 
 
 _IDLE_MOVE = re.compile(r"\x1b\[\d+;\d+H(?=\x1b\[\d+;\d+H|\n|$)")

@@ -9,7 +9,7 @@ from textual.app import App, ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable
 
-from widgets._keyed import KeyedTable
+from widgets._keyed import FastKeyedTable as KeyedTable  # the rewrite, also under the stock switch
 
 pytestmark = pytest.mark.ui
 

@@ -140,7 +140,10 @@ async def test_footer_rebuilds_only_when_its_keys_change(tmp_path):
         app.screen.refresh_bindings()  # nothing it shows changed
         await pilot.pause()
         await pilot.pause()
-        assert footer.rebuilds == before + (1 if STOCK_TEXTUAL else 0)
+        if STOCK_TEXTUAL:  # Textual's behaviour: a repaint on every signal, changed or not
+            assert footer.rebuilds > before
+        else:
+            assert footer.rebuilds == before
         await pilot.press("2")  # the statements table has the focus: its keys replace the sessions'
         await until(pilot, lambda: "Mean/total" in footer_text(app))
         assert "Cancel" not in footer_text(app) and footer.rebuilds > before

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.widgets import Static
 
-from widgets.textlines import TextLines
+from widgets.textlines import FastTextLines as TextLines  # the rewrite, also under the stock switch
 
 pytestmark = pytest.mark.ui
 

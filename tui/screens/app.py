@@ -63,9 +63,16 @@ class PreflightApp(App):
     def __init__(self, config: Config, snapshot: Snapshot | None = None, poll: bool | None = None,
                  connection_history: list[int] | None = None, canned_checklist=None, prefetched=None) -> None:
         """``snapshot`` draws a canned snapshot; with it the poll worker is off unless ``poll``."""
+        # Textual reads NO_COLOR in App.__init__ (a monochrome filter on every frame) from a copy of the
+        # environment: set it for that call only, or it stays set for everything the process starts later
+        saved = os.environ.get("NO_COLOR")
         if config.no_color:
-            os.environ["NO_COLOR"] = "1"  # Textual reads (and pops) it: a monochrome filter on every frame
-        super().__init__()
+            os.environ["NO_COLOR"] = "1"
+        try:
+            super().__init__()
+        finally:
+            if config.no_color and saved is None:
+                os.environ.pop("NO_COLOR", None)
         self.config = config
         self.canned = snapshot
         self.canned_checklist = canned_checklist

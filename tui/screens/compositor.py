@@ -18,6 +18,16 @@ from textual._compositor import Compositor
 from textual.geometry import Region
 from textual.screen import Screen
 
+# Every private name of Textual (8.2.8, pinned) this module relies on, one line each
+# (tests/unit/test_fence.py). PGPREFLIGHT_STOCK_TEXTUAL=1: the app uses Textual's Screen instead.
+TEXTUAL_PRIVATES = {
+    "textual._compositor": "Compositor: the class that turns a screen's widgets into terminal updates",
+    "_dirty_regions": "Compositor._dirty_regions: the regions a partial update repaints",
+    "_get_renders": "Compositor._get_renders(crop): overridden, yields (region, clip, lines) front first",
+    "_regions_to_spans": "Compositor._regions_to_spans(regions): (y, x1, x2) spans of the dirty regions",
+    "_compositor": "Screen._compositor: the screen's compositor, replaced with ours at construction",
+}
+
 
 class DirtyOnlyCompositor(Compositor):
     enabled = True

@@ -17,6 +17,15 @@ from textual._time import get_time
 from textual._xterm_parser import XTermParser
 from textual.drivers.linux_driver import LinuxDriver
 
+# Every private name of Textual (8.2.8, pinned) this module relies on, one line each
+# (tests/unit/test_fence.py). PGPREFLIGHT_STOCK_TEXTUAL=1: the app uses Textual's LinuxDriver.
+TEXTUAL_PRIVATES = {
+    "textual._time": "get_time(): the clock the key parser's deadlines are on",
+    "textual._xterm_parser": "XTermParser: turns terminal input into key/mouse events, as LinuxDriver does",
+    "_timeout_time": "XTermParser._timeout_time: when a lone Escape becomes the Escape key (None: no wait)",
+    "_debug": "Driver._debug: whether the parser logs what it reads",
+}
+
 FALLBACK_TICK_S = 0.1  # Textual's own interval, used if the parser keeps no deadline
 
 
