@@ -10,6 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from tui.model.snapshot import Session, Statement
+from widgets.footer import MODAL_APP_BINDINGS
 
 
 def _short(text: str, n: int) -> str:
@@ -31,6 +32,7 @@ class ConfirmSignalScreen(ModalScreen[str | None]):
     """
 
     BINDINGS = [
+        *MODAL_APP_BINDINGS,
         Binding("escape,n", "dismiss_none", "Back", id="confirm.back"),
         Binding("c", "choose('cancel')", "Cancel query", id="confirm.cancel"),
         Binding("t", "choose('terminate')", "Terminate", id="confirm.terminate"),
