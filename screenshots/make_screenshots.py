@@ -76,6 +76,33 @@ async def shoot(cfg: Config) -> list[Path]:
                 await _wait(pilot, lambda: type(app.screen).__name__ == "FixPlanScreen")
                 await pilot.pause(0.5)
                 save(app, f"fix-plan-{w}x{h}.svg")
+                await pilot.press("escape")
+                # the combined plan of every failing item (F), then the help of the checklist (?)
+                await _wait(pilot, lambda: type(app.screen).__name__ != "FixPlanScreen")
+                await pilot.pause(0.5)
+                await pilot.press("F")
+                await _wait(pilot, lambda: type(app.screen).__name__ == "PreflightPlanScreen")
+                await pilot.pause(0.5)
+                save(app, f"preflight-plan-{w}x{h}.svg")
+                await pilot.press("escape")
+                await _wait(pilot, lambda: type(app.screen).__name__ != "PreflightPlanScreen")
+                await pilot.pause(0.3)
+                await pilot.press("question_mark")
+                await _wait(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+                await pilot.pause(0.5)
+                save(app, f"help-{w}x{h}.svg")
+                await pilot.press("escape")
+            if (w, h) == (80, 24):
+                # the session detail (Enter on the idle-in-transaction session)
+                tabs.active = "tab-connections"
+                await _wait(pilot, lambda: app.pane_ready("tab-connections"))
+                await pilot.pause(0.5)
+                app.query_one("#sessions").focus()
+                await pilot.press("enter")
+                await _wait(pilot, lambda: type(app.screen).__name__ == "SessionDetailScreen")
+                await pilot.pause(1.0)
+                save(app, f"session-detail-{w}x{h}.svg")
+                await pilot.press("escape")
     # 200x60: the checklist beside the live panes
     app = PreflightApp(cfg)
     async with app.run_test(size=(200, 60)) as pilot:
@@ -86,7 +113,7 @@ async def shoot(cfg: Config) -> list[Path]:
 
 
 def main() -> int:
-    cluster = start_cluster()
+    cluster = start_cluster(collect_logs=True)
     workload = None
     try:
         dsn = asyncio.run(build_demo_database(cluster.dsn("postgres"), "metaextract"))
