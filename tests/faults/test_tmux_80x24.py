@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def own_cluster():
     from tui.cluster import start_cluster
 
-    c = start_cluster()
+    # a 4,000-character query is kept whole only when the server keeps that much of it (default 1,024)
+    c = start_cluster(settings={"track_activity_query_size": "8192"})
     yield c
     c.destroy()
 
@@ -94,3 +95,58 @@ def test_state_flags_are_whole_at_80_columns(own_cluster, tmux, tmp_path):
     assert re.match(r"\s*✖ DISCONNECTED retry \d+s STALE \d+s", line), line
     own_cluster.start()
     tmux.wait(lambda s: "● connected" in s and "STALE" not in s, 40, "reconnected")
+
+
+def test_footer_help_and_session_detail_at_80_columns(own_cluster, tmux, tmp_path):
+    """q and ? lead the footer on every pane with nothing cut after the last key; ? shows the keys of the
+    pane in view on its first screen; Enter on a session with a 4,000-character query shows it whole."""
+    head, tail = "SELECT 1 /* ", " tail-marker */, pg_sleep(60)"
+    long_query = head + "x" * (4000 - len(head) - len(tail)) + tail
+    assert len(long_query) == 4000
+
+    async def hold():
+        c = await asyncpg.connect(own_cluster.dsn("postgres"), server_settings={"application_name": "long-q"})
+        task = asyncio.ensure_future(c.execute(long_query))
+        return c, task
+
+    loop = asyncio.new_event_loop()
+    conn, task = loop.run_until_complete(hold())
+    try:
+        tmux.start(monitor_command(own_cluster.dsn("postgres"), tmp_path / "state"))
+        tmux.wait(lambda s: "long-q" in s or "SELECT 1 /*" in s, 30, "the long query listed")
+        for key in ("1", "2", "3", "4", "5"):
+            tmux.keys(key)
+            footer = tmux.wait(lambda s: (s.splitlines() or [""])[-1] if (s.splitlines() or [""])[-1]
+                               .lstrip().startswith("q Quit ? Help") else None, 10, f"the footer of pane {key}")
+            assert len(footer) <= 80, footer
+            last = footer.rstrip().split("  ")[-1].split(" ")[-1] if footer.strip() else ""
+            assert "…" not in footer and "▏" not in footer, footer
+            assert last and last[-1].isalpha() or last.endswith("palette"), footer
+        tmux.keys("1")
+        tmux.wait(lambda s: "SELECT 1 /*" in s and "c Cancel" in s.splitlines()[-1], 10,
+                  "connections again, its table focused")
+        tmux.keys("?")
+        help_text = tmux.wait(lambda s: s if "Everywhere" in s else None, 10, "the help")
+        # the pane in view comes first: its keys are above the global ones, on the first screen
+        first = help_text.split("Everywhere")[0]
+        assert re.search(r"\bc\b.*cancel", first, re.I) and re.search(r"\bK\b", first), help_text
+        tmux.keys("Escape")
+        tmux.wait(lambda s: "q Quit ? Help" in s, 10, "the help closed")
+        # the long query's row: move to it (the only active session but the monitor's own are not listed)
+        tmux.keys("Enter")
+        tmux.wait(lambda s: "session " in s and "xxxxxxxxxx" in s and "esc closes" not in s, 10,
+                  "the session detail of the long query, its end below the fold")
+
+        def scrolled(s):  # scroll until the end of the wrapped query shows
+            if "tail-marker" in s and "esc closes" in s:
+                return True
+            tmux.keys("PageDown")
+            return False
+
+        tmux.wait(scrolled, 15, "the whole query, to its last characters, then the locks and keys")
+        tmux.keys("Escape")
+    finally:
+        task.cancel()
+        loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+        loop.run_until_complete(conn.close())
+        loop.close()

@@ -49,7 +49,7 @@ DEFAULT_LOCK_TIMEOUT_MS = 5000
 DEFAULT_LOCK_BUDGET_S = 30.0
 # lock_timeout of each try of with_lock_retries: well under 0.5 s, so that a statement of the app queued behind
 # the waiting ALTER waits at most one short try (the last value repeats until the budget is spent)
-LOCK_RETRY_TIMEOUTS_MS = (100, 150, 200, 300, 400)
+LOCK_RETRY_TIMEOUTS_MS = (100, 150, 200, 250, 300)  # the last try stays well under the 0.5 s an app statement may wait
 LOCK_RETRY_PAUSE_S = (0.5, 1.0)  # a pause between tries, with jitter: the queue behind the ALTER drains
 
 ProgressCallback = Callable[[Progress], None]
