@@ -491,7 +491,10 @@ async def with_lock_retries(ctx: FixContext, conn: asyncpg.Connection, sql: str,
             except asyncpg.LockNotAvailableError:
                 pass
             pause = random.uniform(*pause_s) if pause_s else 0.0
-            if tries >= max_tries or time.monotonic() + pause >= deadline:
+            remaining = deadline - time.monotonic()
+            if budget > 0 and remaining > 0.15:
+                pause = min(pause, remaining - 0.1)  # the budget is spent to its end: a last, shorter try
+            if tries >= max_tries or remaining <= 0.15 or time.monotonic() + pause >= deadline:
                 holders = await lock_holders(ctx, rel, exclude=(conn.get_server_pid(),))
                 raise LockNotTaken(rel, tries, time.monotonic() - t0, tuple(used), holders) from None
             if tries == 1 or tries % 5 == 0:  # name the holder now and then, not on every try
