@@ -102,7 +102,7 @@ async def bench(args) -> list[tuple]:
         out = []
         runs = [("old: one try, lock_timeout %g s" % args.old_timeout,
                  {"lock_budget_s": 0, "lock_timeout_ms": int(args.old_timeout * 1000)}),
-                (f"retries: 100→400 ms tries, budget {args.budget:g} s", {"lock_budget_s": args.budget})]
+                (f"retries: 100→300 ms tries, budget {args.budget:g} s", {"lock_budget_s": args.budget})]
         # baseline: the writers alone, as long as the retries run will take
         async with Writers(dsn, user_ids, args.writers) as w:
             await asyncio.sleep(args.budget)
