@@ -43,3 +43,23 @@ async def fresh_database(cluster, name: str) -> str:
     finally:
         await admin.close()
     return cluster.dsn(name)
+
+
+async def until(pilot, predicate, timeout: float = 10.0, what: str = "the UI"):
+    """Pause the pilot until ``predicate()`` is truthy (returned), or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = predicate()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def live_app(dsn, state_dir, **kw):
+    """The real app polling ``dsn`` every 0.2 s, its state in ``state_dir``."""
+    from tui.config import Config, resolve_target
+    from tui.screens.app import PreflightApp
+
+    return PreflightApp(Config(target=resolve_target(dsn, env={}), state_dir=state_dir, refresh=0.2, **kw))

@@ -10,6 +10,7 @@ import time
 from argparse import Namespace
 
 import pytest
+from pg_helpers import until
 
 pytestmark = [pytest.mark.pg]
 
@@ -40,17 +41,6 @@ def demo(cluster, tmp_path):
     workload.stop_and_join(10)
     if outside:
         shutil.rmtree(backup, ignore_errors=True)
-
-
-async def until(pilot, predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await pilot.pause(0.1)
 
 
 async def test_launch_loop_by_keys_on_the_demo(demo):

@@ -5,8 +5,6 @@ an index build, a backup test's pg_dump and restore) while an application's stat
 Waits poll with a timeout; nothing sleeps for state."""
 from __future__ import annotations
 
-import asyncio
-import time
 
 import asyncpg
 import pytest
@@ -18,28 +16,14 @@ from tui.db.connect import connect
 from tui.db.poller import ConnectionsPoller, ServerPoller, SlowQueriesPoller, TablesPoller
 from tui.db.sessions import session_locks
 from tui.fixes import run_fix
-from tui.screens.app import PreflightApp
 from widgets.confirm import ConfirmSignalScreen
 from widgets.session_detail import SessionDetailScreen
+
+from pg_helpers import live_app, until  # noqa: E402
 
 pytestmark = [pytest.mark.pg, pytest.mark.asyncio(loop_scope="session")]
 
 QUALIFIED = '"Sales ""EU"" ü"."Big table ""x"" — ñ"'  # as tests/pg/conftest.py creates it
-
-
-async def until(pilot, predicate, timeout=10.0, what="the UI"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = predicate()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await pilot.pause(0.05)
-
-
-def live_app(dsn, state_dir, **kw) -> PreflightApp:
-    return PreflightApp(Config(target=resolve_target(dsn, env={}), state_dir=state_dir, refresh=0.2, **kw))
 
 
 def table_keys(app) -> list[str]:

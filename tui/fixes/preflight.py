@@ -12,7 +12,6 @@ at the end. The TUI (``F`` in the checklist) and ``pgpreflight fix --all`` both 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from typing import Awaitable, Callable
 
 from tui.model.fixes import CombinedPlan, FixResult, Plan, Step, StepOutcome
@@ -116,7 +115,7 @@ async def run_step(config, step: Step, *, confirmations: int, runner: Runner | N
     try:
         kw = dict(item_id=step.item_id, confirmations=confirmations, progress_cb=progress_cb,
                   cancel_event=cancel_event, options=dict(options or {}))
-        if step.plan is not None and _accepts(runner, "confirmed_plan"):
+        if step.plan is not None:  # what runs is what was confirmed: run_fix refuses a changed plan
             kw["confirmed_plan"] = step.plan
         res = await runner(config, step.fix_name, dict(step.params), **kw)
     except FixRefused as e:
@@ -125,16 +124,6 @@ async def run_step(config, step: Step, *, confirmations: int, runner: Runner | N
         return StepOutcome(step, "refused", None, str(e))
     status = "ok" if res.ok else ("cancelled" if res.cancelled else "failed")
     return StepOutcome(step, status, res)
-
-
-def _accepts(fn, name: str) -> bool:
-    import inspect
-
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return False
-    return name in sig.parameters or any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
 
 
 async def run_all(config, combined: CombinedPlan, *, chosen: set[int] | None = None,
@@ -192,7 +181,3 @@ def summary(outcomes: list[StepOutcome]) -> str:
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
     return ", ".join(f"{n} {s}" for s, n in counts.items()) or "no steps"
-
-
-def with_plan(step: Step, plan: Plan) -> Step:
-    return replace(step, plan=plan, error="")
