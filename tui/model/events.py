@@ -6,6 +6,7 @@ record) one round at once."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from tui.model.snapshot import (
     ConnectionsSnapshot, ConnectionState, HostSnapshot, ServerInfo, SlowQueriesSnapshot, TablesSnapshot,
@@ -83,5 +84,42 @@ class RoundEnded:
     prompt: bool = False  # the round was asked for by poll_now
 
 
+@dataclass(frozen=True)
+class AlertChanged:
+    """An alert raised (``cleared_at`` None) or cleared, as tui.alerts.AlertBook decided after a round.
+    Consumers: the TUI (header, toast, list), the recorder, ``watch``. Plain fields: tui.model stays
+    below tui.alerts."""
+
+    name: str  # the threshold's name (tui.alerts.NAMES)
+    value: float
+    threshold: float
+    started_at: datetime
+    cleared_at: datetime | None
+    message: str
+
+    @property
+    def raised(self) -> bool:
+        return self.cleared_at is None
+
+
+@dataclass(frozen=True)
+class FixRan:
+    """A fix (or a guarded test) finished: what the recorder and the sign-off's timeline keep."""
+
+    item_id: str
+    ok: bool
+    summary: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ChecklistRan:
+    """A checklist run (or re-verify) finished: each item's status ("pass", "fail", "manual", ...)."""
+
+    checklist: str
+    results: tuple[tuple[str, str], ...]  # (item id, status)
+    at: datetime
+
+
 PaneEvent = ServerPolled | ConnectionsPolled | SlowQueriesPolled | TablesPolled | HostPolled | LimitsPolled
-Event = ConnectionChanged | PaneEvent | PartTurnedOff | RoundEnded
+Event = ConnectionChanged | PaneEvent | PartTurnedOff | RoundEnded | AlertChanged | FixRan | ChecklistRan
