@@ -241,7 +241,9 @@ class AlertBook:
 # -- figures from the monitor's events ------------------------------------------------------------
 
 CACHE_WINDOW_S = 60.0
-CACHE_MIN_BLOCKS = 1000  # fewer block requests than this in the window: too few to judge a hit ratio
+# fewer block requests than this in the window: too few to judge a hit ratio (a fresh or idle server
+# reading its catalogs has a few thousand, at a hit ratio far below 99 %: that is no alarm)
+CACHE_MIN_BLOCKS = 20_000
 
 
 class Figures:

@@ -52,6 +52,9 @@ KEYS: dict[str, tuple[int, str]] = {
     "preflight_panel.cancel": (4, "Cancel"),
     "preflight_panel.close": (5, "Close"),
     "signoff.abort": (2, "Abort"),
+    "alerts.confirm": (2, "Confirm thresholds"),
+    "alerts.close": (3, "Close"),
+    "alerts.close_a": (4, "Close"),
     "confirm.cancel": (2, "Cancel query"),
     "confirm.terminate": (3, "Terminate"),
     "confirm.back": (4, "Back"),
@@ -80,6 +83,7 @@ KEYS: dict[str, tuple[int, str]] = {
     "pause": (40, "Pause"),
     "refresh": (41, "Refresh"),
     "checklist": (42, "Checklist"),
+    "alerts": (43, "Alerts"),
 }
 
 # Textual's modal screens cut the app's bindings off (Screen._modal_binding_chain): a modal that

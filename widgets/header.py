@@ -29,6 +29,8 @@ class ServerHeader(TextLines):
         self.state = ConnectionState("connecting", "connecting…")
         self.paused = False
         self.read_only = False
+        self.alerts: tuple = ()  # the raised alerts (tui.model.events.AlertChanged), oldest first
+        self.replay_at = None  # a recording's time (datetime) while replaying
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
@@ -66,7 +68,7 @@ class ServerHeader(TextLines):
         for text, style in flags:
             line2.append(text, style=style)
             line2.append(" ")
-        if st.status == "connected" and not flags:
+        if st.status == "connected" and not any(not t.startswith("▲") for t, _ in flags):
             line2.append("● connected ", style="bold green")
         elif st.status == "connecting":
             line2.append("○ connecting… ", style="bold yellow")
@@ -92,6 +94,8 @@ class ServerHeader(TextLines):
         """(text, style) of each state flag in force, in the order they are drawn."""
         i, st = self.info, self.state
         out: list[tuple[str, str]] = []
+        if self.replay_at is not None:
+            out.append((f"REPLAY {self.replay_at.astimezone().strftime('%Y-%m-%d %H:%M:%S')}", "bold reverse blue"))
         if self.paused:
             out.append(("PAUSED", "bold reverse"))
         if st.status == "disconnected":
@@ -106,6 +110,9 @@ class ServerHeader(TextLines):
             out.append(("READ-ONLY", "bold reverse magenta"))
         if i is not None and i.in_recovery:
             out.append(("STANDBY", "bold reverse yellow"))
+        if self.alerts:
+            names = ",".join(a.name for a in self.alerts)
+            out.append((f"▲ {len(self.alerts)} ALERT{'S' if len(self.alerts) > 1 else ''} ({names}) a", "bold reverse red"))
         return out
 
     _since: float = 0.0

@@ -40,7 +40,8 @@ async def test_live_panes_show_real_sessions_and_skip_hidden_panes(scene, state_
         keys = table_keys(app, "#sessions")
         assert str(p["idle"]) not in keys and str(p["own"]) not in keys  # idle hidden, own never
         await until(pilot, lambda: app.polls["connections"] >= 3, what="three polls")
-        assert app.polls["tables"] == 0 and app.polls["slow"] == 0 and app.polls["host"] == 0
+        # off screen: slow queries and tables not at all; the host once a minute (the disk alert)
+        assert app.polls["tables"] == 0 and app.polls["slow"] == 0 and app.polls["host"] <= 1
         assert len([w for w in app.workers if w.group == "poll"]) == 1  # one loop: polls cannot overlap
         await pilot.press("i")
         await until(pilot, lambda: str(p["idle"]) in table_keys(app, "#sessions"), what="idle sessions")

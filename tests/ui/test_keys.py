@@ -257,6 +257,8 @@ NOT_IN_PALETTE = {
     "preflight.abort": "the combined plan modal's Esc",
     "preflight_panel.cancel": "the combined run's panel", "preflight_panel.end_blocker": "the combined run's panel",
     "preflight_panel.skip": "the combined run's panel", "preflight_panel.close": "the combined run's panel",
+    "alerts.close": "the alerts list's Esc", "alerts.close_a": "the alerts list's a",
+    "alerts.confirm": "the alerts list's c (the palette's \"app: confirm the alert thresholds\")",
     "signoff.abort": "the sign-off modal's Esc", "confirm.back": "the confirmation's own keys",
     "confirm.cancel": "the confirmation's own keys", "confirm.terminate": "the confirmation's own keys",
     "detail.close": "closes the full-query modal", "checklist.details.close": "closes the details modal",

@@ -107,7 +107,9 @@ def test_figures_cache_hit_needs_enough_blocks_in_the_last_minute():
     f.take(E.ServerPolled(_info(2, 910, 100)))
     assert f.threshold_figures()["cache_hit_pct"] is None  # 10 blocks: too few to judge
     f.take(E.ServerPolled(_info(4, 2880, 120)))
-    assert f.threshold_figures()["cache_hit_pct"][0] == pytest.approx(100 * 1980 / 2000)
+    assert f.threshold_figures()["cache_hit_pct"] is None  # 2,000 blocks: a catalog read, still too few
+    f.take(E.ServerPolled(_info(6, 22_880, 220)))
+    assert f.threshold_figures()["cache_hit_pct"][0] == pytest.approx(100 * 21_980 / 22_100)
     assert f.threshold_figures()["connections_pct"] == (5.0, "5 of 100")
-    f.take(E.ServerPolled(_info(6, 10, 1)))  # statistics reset: the window starts again
+    f.take(E.ServerPolled(_info(8, 10, 1)))  # statistics reset: the window starts again
     assert f.threshold_figures()["cache_hit_pct"] is None

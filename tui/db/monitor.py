@@ -67,6 +67,7 @@ class Monitor:
                       "tables": config.tables_refresh, "host": config.refresh, "limits": LIMITS_REFRESH_S}
         self.due = {"server": 0.0, "size": 0.0, **{p: 0.0 for p in PANE_ORDER}}
         self.polls: dict[str, int] = {p: 0 for p in PANES}
+        self.last_polled: dict[str, float] = {}  # when each pane's last poll ended
         self.server_poller = ServerPoller()
         self.connections_poller = ConnectionsPoller()
         self.slow_poller = SlowQueriesPoller()
@@ -120,6 +121,15 @@ class Monitor:
     @property
     def paused(self) -> bool:
         return self._paused
+
+    def set_every(self, pane: str, seconds: float) -> None:
+        """Change a pane's interval (the App polls the host once a minute off screen, every refresh on
+        it). A shorter interval takes effect at once: the pane is due ``seconds`` after its last poll."""
+        self._check({pane})
+        self.every[pane] = float(seconds)
+        last = self.last_polled.get(pane)
+        self.due[pane] = min(self.due[pane], (last if last is not None else 0.0) + float(seconds))
+        self._wake.set()
 
     def poll_now(self, panes: Iterable[str] = ("all",)) -> None:
         """Poll these panes (if wanted) as soon as the session is free; "all": every pane and the size."""
@@ -227,7 +237,8 @@ class Monitor:
             self.polls[pane] += 1
             await self._poll_pane(pane, conn, out, prompt)
             polled.append(pane)
-            self._ok(self._clock(), out)
+            self.last_polled[pane] = self._clock()
+            self._ok(self.last_polled[pane], out)
             # a pane polled as often as the server polls in the same round as the server (one frame a
             # round); polls never overlap, each round runs them one by one
             due[pane] = (due["server"] if self.every[pane] == cfg.refresh and "server" in wanted

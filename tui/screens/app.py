@@ -18,9 +18,12 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, TabbedContent, TabPane
 
+from datetime import datetime, timezone
+
+from tui.alerts import AlertBook, Figures, Thresholds
 from tui.config import Config, TargetError
 from tui.db.connect import connect
-from tui.db.poller import ConnectionsPoller, ServerPoller, SlowQueriesPoller, TablesPoller
+from tui.model import events as E
 from tui.model.signals import cancel_refusal
 from tui.model.snapshot import REMOTE_HOST_MESSAGE, ConnectionState, Snapshot
 from tui.screens.messages import ConnectionChanged, PanePolled, PartTurnedOff, ServerPolled, SessionsSignalled
@@ -29,6 +32,7 @@ from tui.screens.compositor import PreflightScreen
 from tui.screens.fix_flow import FixCommands, FixController, FixFinished
 from tui.screens.preflight_flow import PreflightController
 from widgets.checklist_tree import ChecklistTree
+from widgets.alerts import AlertsScreen
 from widgets.confirm import ConfirmSignalScreen
 from widgets.connections import ConnectionsPane, IdleToggled, SessionsSignalRequested
 from widgets._fence import STOCK_TEXTUAL
@@ -40,10 +44,11 @@ from widgets.session_detail import SessionDetailScreen
 from widgets.slow_queries import SlowQueriesPane
 from widgets.table_sizes import TableSizesPane
 
-BACKOFF_CAP_S = 20.0
+OFF_SCREEN_HOST_S = 60.0  # the host off screen: once a minute, for the disk alert
+POLL_LOCK_TIMEOUT_MS = 500  # the detail's lock query must not queue behind a migration's lock for long
+ALERT_LOG_KEEP = 200  # raised and cleared alerts the list (key a) keeps
 PANE_OF_TAB = {"tab-connections": "connections", "tab-slow": "slow", "tab-tables": "tables", "tab-host": "host"}
 WIDE_COLUMNS = 180  # from here on the checklist sits beside the live panes; below, key 5 / l shows it
-POLL_LOCK_TIMEOUT_MS = 500  # size functions must not queue behind a migration's lock for long
 
 
 class PreflightApp(App):
@@ -55,13 +60,15 @@ class PreflightApp(App):
         Binding("p", "toggle_pause", "Pause / resume polling", id="pause"),
         Binding("r", "refresh_now", "Refresh the pane now", id="refresh"),
         Binding("l", "show_checklist", "Show the checklist", id="checklist"),
+        Binding("a", "show_alerts", "Alerts: raised and recent", id="alerts"),
         Binding("question_mark", "toggle_help", "Help: keys and legend", key_display="?", id="help"),
         *[Binding(str(n), f"show_tab({n})", f"Show {name}", show=False, id=f"tab.{n}")
           for n, name in enumerate(("Connections", "Slow queries", "Tables", "Host", "the checklist"), start=1)],
     ]
 
     def __init__(self, config: Config, snapshot: Snapshot | None = None, poll: bool | None = None,
-                 connection_history: list[int] | None = None, canned_checklist=None, prefetched=None) -> None:
+                 connection_history: list[int] | None = None, canned_checklist=None, prefetched=None,
+                 source=None, recorder=None, thresholds=None) -> None:
         """``snapshot`` draws a canned snapshot; with it the poll worker is off unless ``poll``."""
         # Textual reads NO_COLOR in App.__init__ (a monochrome filter on every frame) from a copy of the
         # environment: set it for that call only, or it stays set for everything the process starts later
@@ -82,20 +89,19 @@ class PreflightApp(App):
         self.connection_history = list(connection_history or [])
         self.paused = False
         self.show_idle = False
-        self._wake = asyncio.Event()
-        # what a key asked to poll at once: a pane whose listing it changed, or everything ("r")
-        self._poll_now: set[str] = set()
-        self.server_poller = ServerPoller()
-        self.connections_poller = ConnectionsPoller()
-        # the first round, polled while the app was imported (tui.db.first_poll): shown at mount
+        # the event source: the monitor service (made at mount), or a recording's Replayer
+        self.source = source
+        self.replaying = source is not None and not hasattr(source, "set_every")
+        self.recorder = recorder
+        # the first round, polled while the app was imported (tui.db.first_poll): the monitor yields it first
         self.prefetched = prefetched if prefetched is not None and prefetched.info is not None else None
-        if self.prefetched is not None:
-            self.server_poller = self.prefetched.server_poller
-            self.connections_poller = self.prefetched.connections_poller
-        self.slow_poller = SlowQueriesPoller()
-        self.tables_poller = TablesPoller()
-        self.host_poller = None
-        self.polls: dict[str, int] = {"server": 0, "connections": 0, "slow": 0, "tables": 0, "host": 0}
+        self.figures = Figures()
+        self.alert_book = AlertBook(thresholds if thresholds is not None else Thresholds())
+        self.active_alerts: dict[str, E.AlertChanged] = {}
+        self.alert_log: list[E.AlertChanged] = []
+        self.timeline = None
+        self._latest: dict[str, PanePolled] = {}  # each pane's last poll
+        self._undrawn: set[str] = set()  # polled while off screen, not drawn yet
         self.signal_requests: list[tuple[str, tuple[int, ...], int]] = []  # (action, pids, confirmations)
         self._frame_held = False
         self._frame_batch = None
@@ -164,17 +170,8 @@ class PreflightApp(App):
         self._apply_width(self.size.width)
         if self.canned is not None:
             self._show_canned(self.canned)
-        if self.polling and self.prefetched is not None:
-            pre = self.prefetched
-            self.post_message(ConnectionChanged(ConnectionState("connected", last_ok_at=pre.at)))
-            if pre.connections is not None:
-                self.post_message(PanePolled("connections", pre.connections, info=pre.info))
-            else:
-                self.post_message(ServerPolled(pre.info))
-            for n in self.connections_poller.parts.take_notices():
-                self.post_message(PartTurnedOff(n))
         if self.polling:
-            self.poll_loop()
+            self._start_source()
         self.call_after_refresh(self._focus_pane)
 
     def _show_canned(self, snap: Snapshot) -> None:
@@ -226,139 +223,173 @@ class PreflightApp(App):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.call_after_refresh(self._focus_pane)
-        self._wake.set()  # a pane that just came on screen polls now if its data is stale
+        self._steer()  # a pane that just came on screen polls now if its data is stale
 
-    # -- polling -------------------------------------------------------------------
+    # -- polling: a thin pump over the monitor service (tui.db.monitor) --------------------
+    def _wanted(self) -> set[str]:
+        """What the monitor polls: the server, the sessions (the alerts on long queries, lock waits
+        and idle transactions read them) and the limits always; the host too on a local server (off
+        screen once a minute, for the disk alert); the slow queries and tables only while on screen."""
+        wanted = {"server", "connections", "limits"}
+        if self.config.target.is_local:
+            wanted.add("host")
+        pane = self.visible_pane()
+        if pane is not None:
+            wanted.add(pane)
+        return wanted
+
+    def _steer(self) -> None:
+        """Tell the source what is on screen now (a change of tab, of layout)."""
+        src = self.source
+        if src is None:
+            return
+        pane = self.visible_pane()
+        if hasattr(src, "set_every"):
+            src.set_every("host", self.config.refresh if pane == "host" else OFF_SCREEN_HOST_S)
+        src.wanted = self._wanted()
+        if pane is not None and pane in self._undrawn:  # polled while off screen: draw its last poll now
+            self._undrawn.discard(pane)
+            msg = self._latest.get(pane)
+            if msg is not None:
+                self.post_message(PanePolled(pane, msg.data, msg.message))
+
+    @property
+    def polls(self) -> dict[str, int]:
+        src = self.source
+        polls = getattr(src, "polls", None)
+        return dict(polls) if polls is not None else {p: 0 for p in E.PANES}
+
+    def _start_source(self) -> None:
+        if self.source is None:
+            from tui.db.monitor import Monitor
+
+            self.source = Monitor(self.config, prefetched=self.prefetched, show_idle=self.show_idle,
+                                  wanted=self._wanted())
+            self.source.set_every("host", OFF_SCREEN_HOST_S)
+        self.prefetched = None
+        self.pump()
+
     @work(exclusive=True, group="poll")
-    async def poll_loop(self) -> None:
-        """Connect, poll what is due and visible, wait until the next thing is due."""
-        cfg = self.config
-        backoff = 1.0
-        conn = None
-        last_ok: float | None = None
-        due = {"server": 0.0, "size": 0.0, "connections": 0.0, "slow": 0.0, "tables": 0.0, "host": 0.0}
-        every = {"server": cfg.refresh, "connections": cfg.refresh, "slow": cfg.refresh,
-                 "tables": cfg.tables_refresh, "host": cfg.refresh}
-        connected = False
-        pre = self.prefetched
-        quiet_connect = pre is not None  # the header already says connected: no "connecting…" flash
-        if pre is not None:  # the first round is on screen already: the next one is due a refresh after it
-            last_ok, connected = pre.at, True
-            due["server"] = pre.at + cfg.refresh
-            due["size"] = pre.at + cfg.tables_refresh
-            if pre.connections is not None:
-                due["connections"] = due["server"]
-        while True:
-            if conn is None or conn.is_closed():
-                if not quiet_connect:
-                    connected = False
-                    self.post_message(ConnectionChanged(ConnectionState("connecting", last_ok_at=last_ok)))
-                quiet_connect = False
-                try:
-                    conn = await connect(cfg.target, timeout=cfg.connect_timeout, role="poll",
-                                         statement_timeout_ms=cfg.statement_timeout_ms,
-                                         lock_timeout_ms=POLL_LOCK_TIMEOUT_MS)
-                    backoff = 1.0
-                except TargetError as e:
-                    conn = None
-                    connected = False
-                    self.post_message(ConnectionChanged(ConnectionState("disconnected", e.reason, backoff, last_ok)))
-                    await self._sleep(backoff)
-                    backoff = min(BACKOFF_CAP_S, backoff * 2)
-                    continue
-            if self.paused:
-                await self._sleep(cfg.refresh)
-                continue
-            prompt = bool(self._poll_now)  # a key asked: paint it without the round's hold
-            for k in (due if "all" in self._poll_now else self._poll_now):
-                due[k] = 0.0
-            self._poll_now.clear()
-            pending = None
-            try:
-                now = time.monotonic()
-                if now >= due["server"]:
-                    with_size = now >= due["size"]
-                    info = await self.server_poller.poll(conn, with_size=with_size)
-                    end = time.monotonic()
-                    if with_size:
-                        due["size"] = end + cfg.tables_refresh
-                    due["server"] = end + cfg.refresh
-                    last_ok = end
-                    self.polls["server"] += 1
-                    pending = info  # posted with the pane's poll when one is due: one frame, not two
-                    if not connected:  # say it once, not every poll (each says costs a header redraw)
-                        connected = True
-                        self.post_message(ConnectionChanged(ConnectionState("connected", last_ok_at=last_ok)))
-                pane = self.visible_pane()
-                if pane is not None and time.monotonic() >= due[pane]:
-                    await self._poll_pane(pane, conn, pending, prompt=prompt)
-                    pending = None
-                    # a pane polled as often as the server polls in the same round as the server
-                    # (one frame a round); polls never overlap, each round runs them one by one
-                    due[pane] = due["server"] if every[pane] == cfg.refresh else time.monotonic() + every[pane]
-                if pending is not None:
-                    self.post_message(ServerPolled(pending))
-                    pending = None
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # lost connection or a failing query: say so, reconnect
-                if pending is not None:
-                    self.post_message(ServerPolled(pending))
-                    pending = None
-                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-                try:
-                    if conn is not None:
-                        conn.terminate()
-                except Exception:
+    async def pump(self) -> None:
+        """Every event of the source to the screen (and the recorder): a round's events are drawn
+        together when its RoundEnded comes, so that one round paints one frame."""
+        gen = self.source.events()
+        pending: list = []
+        try:
+            async for ev in gen:
+                rec = self.recorder
+                if rec is not None:
+                    rec.take(ev)
+                if isinstance(ev, E.RoundEnded):
+                    self._take_round(pending)
+                    pending = []
+                elif isinstance(ev, E.ConnectionChanged):
+                    if pending:  # a round cut short by the failure: what it got is still news
+                        self._take_round(pending)
+                        pending = []
+                    self._take(ev)
+                    self.post_message(ConnectionChanged(ev.state))
+                elif isinstance(ev, E.PartTurnedOff):
+                    self.post_message(PartTurnedOff(ev.notice))
+                elif isinstance(ev, E.AlertChanged):  # a recording's alerts (replay)
+                    self._show_alert(ev, toast=False)
+                elif isinstance(ev, (E.FixRan, E.ChecklistRan)):
                     pass
-                conn = None
-                connected = False
-                self.post_message(ConnectionChanged(ConnectionState("disconnected", reason, backoff, last_ok)))
-                await self._sleep(backoff)
-                backoff = min(BACKOFF_CAP_S, backoff * 2)
-                continue
-            pane = self.visible_pane()
-            next_at = min(due["server"], due[pane] if pane else due["server"])
-            await self._sleep(max(0.05, next_at - time.monotonic()))
+                else:
+                    pending.append(ev)
+        finally:
+            await gen.aclose()
 
-    async def _poll_pane(self, pane: str, conn, info=None, prompt: bool = False) -> None:
-        """Poll a pane and post its data, with ``info`` (this round's server poll) if given.
-        If the pane's poll fails, ``info`` is posted on its own before the error goes up."""
-        self.polls[pane] += 1
-        try:
-            if pane == "connections":
-                data = await self.connections_poller.poll(conn, include_idle=self.show_idle)
-                notices = self.connections_poller.parts.take_notices()
-            elif pane == "slow":
-                data = await self.slow_poller.poll(conn)
-                notices = self.slow_poller.parts.take_notices()
-            elif pane == "tables":
-                data = await self.tables_poller.poll(conn)
-                notices = ()
+    def _take(self, ev) -> None:
+        self.figures.take(ev)
+        timeline = self.timeline
+        if timeline is not None:
+            timeline.take(ev)
+
+    def _take_round(self, events: list) -> None:
+        info = None
+        polled: dict[str, PanePolled] = {}
+        for ev in events:
+            self._take(ev)
+            if isinstance(ev, E.ServerPolled):
+                info = ev.info
+            elif isinstance(ev, E.ConnectionsPolled):
+                polled["connections"] = PanePolled("connections", ev.snap, prompt=ev.prompt)
+            elif isinstance(ev, E.SlowQueriesPolled):
+                polled["slow"] = PanePolled("slow", ev.snap, prompt=ev.prompt)
+            elif isinstance(ev, E.TablesPolled):
+                polled["tables"] = PanePolled("tables", ev.snap, prompt=ev.prompt)
+            elif isinstance(ev, E.HostPolled):
+                polled["host"] = PanePolled("host", ev.snap, ev.message, prompt=ev.prompt)
+        visible = self.visible_pane()
+        with_info = False
+        for pane, msg in polled.items():
+            self._latest[pane] = msg
+            if pane == visible:
+                msg.info, with_info = info, True
+                self._undrawn.discard(pane)
+                self.post_message(msg)
             else:
-                if not self.config.target.is_local:
-                    self.post_message(PanePolled(pane, None, REMOTE_HOST_MESSAGE, info=info))
-                    return
-                if self.host_poller is None:
-                    from tui.db.host import HostPoller
-                    from tui.db.snapshot import data_directory
+                self._undrawn.add(pane)
+        if info is not None and not with_info:
+            self.post_message(ServerPolled(info))
+        if info is not None or polled:
+            self._round_drawn()
 
-                    self.host_poller = HostPoller(await data_directory(conn), self.config.backup_dir)
-                data, notices = self.host_poller.poll(), ()
-        except BaseException:
-            if info is not None:
-                self.post_message(ServerPolled(info))
-            raise
-        self.post_message(PanePolled(pane, data, info=info, prompt=prompt))
-        for n in notices:
-            self.post_message(PartTurnedOff(n))
+    def _round_drawn(self) -> None:
+        """After each round: the thresholds, and the graphs if they are on screen."""
+        if not self.replaying:
+            for a in self.alert_book.update(self.figures.threshold_figures(), datetime.now(timezone.utc)):
+                ev = E.AlertChanged(a.name, a.value, a.threshold, a.started_at, a.cleared_at, a.message)
+                if self.recorder is not None:
+                    self.recorder.take(ev)
+                self._show_alert(ev)
+        self._draw_timeline()
 
-    async def _sleep(self, seconds: float) -> None:
-        self._wake.clear()
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
-            pass
+    def _draw_timeline(self) -> None:
+        pass
+
+    # -- alerts ---------------------------------------------------------------------------
+    def _show_alert(self, ev, toast: bool = True) -> None:
+        """An alert raised or cleared: the header's count, a toast, and the list (key a)."""
+        if ev.raised:
+            self.active_alerts[ev.name] = ev
+        else:
+            self.active_alerts.pop(ev.name, None)
+        self.alert_log.append(ev)
+        del self.alert_log[:-ALERT_LOG_KEEP]
+        header = self._main(ServerHeader)
+        if header is not None:
+            header.alerts = tuple(self.active_alerts.values())
+            header.show()
+        if toast:
+            if ev.raised:
+                self.notify(f"ALERT {ev.name}: {ev.message}", severity="error", timeout=10)
+            else:
+                self.notify(f"cleared {ev.name}: {ev.message}", severity="information", timeout=6)
+        screen = self.screen
+        if isinstance(screen, AlertsScreen):
+            screen.show(tuple(self.active_alerts.values()), tuple(self.alert_log))
+
+    def on_alerts_screen_thresholds_confirmed(self, message: AlertsScreen.ThresholdsConfirmed) -> None:
+        self.action_confirm_thresholds()
+
+    def action_confirm_thresholds(self) -> None:
+        """The thresholds in force are confirmed for this database (stored with its checklist state)."""
+        pane = self._main(ChecklistPane)
+        t = self.alert_book.thresholds
+        if pane is None or not hasattr(pane, "confirm_thresholds"):
+            self.notify("thresholds not confirmed: the checklist is not loaded", severity="warning", timeout=6)
+            return
+        pane.confirm_thresholds(dict(t.values))
+
+    def action_show_alerts(self) -> None:
+        """`a`: the alerts raised and not yet cleared, then the recent ones, with their times."""
+        if isinstance(self.screen, AlertsScreen):
+            self.screen.dismiss(None)
+            return
+        self.push_screen(AlertsScreen(tuple(self.active_alerts.values()), tuple(self.alert_log),
+                                      self.alert_book.thresholds))
 
     def _main(self, cls):
         """A widget of the main screen, also while a modal is on top; None while shutting down."""
@@ -485,7 +516,9 @@ class PreflightApp(App):
         """The table is redrawn from what it has at once; the sessions are polled again at once,
         with or without the idle ones (not the server or the database size: they did not change)."""
         self.show_idle = message.show_idle
-        self._poll_at_once("connections")
+        if self.source is not None:
+            self.source.show_idle = message.show_idle  # the monitor lists the sessions again at once
+        self._release_frame()
 
     # -- session detail: its locks, on a short session of its own -----------------------
     def on_session_detail_screen_locks_requested(self, message: SessionDetailScreen.LocksRequested) -> None:
@@ -586,6 +619,8 @@ class PreflightApp(App):
     # -- actions -------------------------------------------------------------------
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
+        if self.source is not None:
+            (self.source.pause if self.paused else self.source.resume)()
         header = self._main(ServerHeader)
         header.paused = self.paused
         header.show()
@@ -597,8 +632,8 @@ class PreflightApp(App):
     def _poll_at_once(self, what: str) -> None:
         """A key asked for a poll now (a pane, or "all"). A poll round's repaint held back at this
         moment is let go: the key's own frame must not wait for the rest of that round."""
-        self._poll_now.add(what)
-        self._wake.set()
+        if self.source is not None:
+            self.source.poll_now({what})
         self._release_frame()
 
     def action_show_tab(self, n: int) -> None:
@@ -704,6 +739,9 @@ class PreflightApp(App):
         besides the fixes (FixCommands): each binding of PALETTE runs its binding's own action, so
         the palette cannot drift from the keys (tests/ui/test_palette.py holds every binding to it)."""
         yield SystemCommand("app: theme", "change the colour theme", self.action_change_theme)
+        yield SystemCommand("app: confirm the alert thresholds",
+                            "the thresholds in force are the launch's (the checklist's alerts item)",
+                            self.action_confirm_thresholds)
         yield SystemCommand("app: screenshot", "save an SVG of the screen into the state directory",
                             self.action_save_screenshot)
         if screen.maximized is not None:
@@ -771,6 +809,7 @@ PALETTE: dict[str, tuple[str, str]] = {
     "pause": ("app", "app: pause / resume polling"),
     "refresh": ("app", "app: refresh now"),
     "checklist": ("app", "app: show the checklist"),
+    "alerts": ("app", "app: alerts raised and recent, thresholds"),
     "tab.1": ("app", "app: show connections"),
     "tab.2": ("app", "app: show slow queries"),
     "tab.3": ("app", "app: show tables"),
