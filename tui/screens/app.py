@@ -61,6 +61,12 @@ class PreflightApp(App):
         Binding("r", "refresh_now", "Refresh the pane now", id="refresh"),
         Binding("l", "show_checklist", "Show the checklist", id="checklist"),
         Binding("a", "show_alerts", "Alerts: raised and recent", id="alerts"),
+        # while replaying a recording (pgpreflight replay FILE); hidden otherwise (check_action)
+        Binding("full_stop", "replay_step(1)", "Replay: next round", key_display=".", id="replay.next"),
+        Binding("comma", "replay_step(-1)", "Replay: previous round", key_display=",", id="replay.previous"),
+        Binding("greater_than_sign", "replay_jump(60)", "Replay: a minute on", key_display=">", id="replay.forward"),
+        Binding("less_than_sign", "replay_jump(-60)", "Replay: a minute back", key_display="<", id="replay.back"),
+        Binding("G", "replay_goto", "Replay: go to a time", id="replay.goto"),
         Binding("question_mark", "toggle_help", "Help: keys and legend", key_display="?", id="help"),
         *[Binding(str(n), f"show_tab({n})", f"Show {name}", show=False, id=f"tab.{n}")
           for n, name in enumerate(("Connections", "Slow queries", "Tables", "Host", "the checklist"), start=1)],
@@ -335,6 +341,8 @@ class PreflightApp(App):
             self.post_message(ServerPolled(info))
         if info is not None or polled:
             self._round_drawn()
+        if self.replaying:
+            self._show_replay_position()
 
     def _round_drawn(self) -> None:
         """After each round: the thresholds, and the graphs if they are on screen."""
@@ -382,6 +390,40 @@ class PreflightApp(App):
             self.notify("thresholds not confirmed: the checklist is not loaded", severity="warning", timeout=6)
             return
         pane.confirm_thresholds(dict(t.values))
+
+    # -- replay: the same screens on a recording (tui.replay.Replayer is the source) ------------
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action.startswith("replay_"):
+            return self.replaying
+        return True
+
+    def action_replay_step(self, n: int) -> None:
+        if self.replaying:
+            self.source.step(n)
+
+    def action_replay_jump(self, seconds: float) -> None:
+        if self.replaying:
+            self.source.jump(seconds)
+
+    def action_replay_goto(self) -> None:
+        if not self.replaying:
+            return
+        from widgets.goto_time import GotoTimeScreen
+
+        first, last = self.source.span()
+        position = self.source.position or first
+
+        def go(when) -> None:
+            if when is not None:
+                self.source.goto(when)
+
+        self.push_screen(GotoTimeScreen(position, first, last), go)
+
+    def _show_replay_position(self) -> None:
+        header = self._main(ServerHeader)
+        if header is not None and self.replaying:
+            header.replay_at = self.source.position
+            header.show()
 
     def action_show_alerts(self) -> None:
         """`a`: the alerts raised and not yet cleared, then the recent ones, with their times."""
@@ -810,6 +852,11 @@ PALETTE: dict[str, tuple[str, str]] = {
     "refresh": ("app", "app: refresh now"),
     "checklist": ("app", "app: show the checklist"),
     "alerts": ("app", "app: alerts raised and recent, thresholds"),
+    "replay.next": ("app", "replay: next round"),
+    "replay.previous": ("app", "replay: previous round"),
+    "replay.forward": ("app", "replay: a minute on"),
+    "replay.back": ("app", "replay: a minute back"),
+    "replay.goto": ("app", "replay: go to a time"),
     "tab.1": ("app", "app: show connections"),
     "tab.2": ("app", "app: show slow queries"),
     "tab.3": ("app", "app: show tables"),
