@@ -90,18 +90,18 @@ class AlertsScreen(ModalScreen[None]):
 
     def __init__(self, active, log, thresholds=None) -> None:
         super().__init__()
-        self.active, self.log, self.thresholds = tuple(active), tuple(log), thresholds
+        self.raised, self.recent, self.thresholds = tuple(active), tuple(log), thresholds
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="alerts-scroll"):
-            yield Static(alerts_text(self.active, self.log, self.thresholds), id="alerts-text")
+            yield Static(alerts_text(self.raised, self.recent, self.thresholds), id="alerts-text")
 
     def on_mount(self) -> None:
         self.query_one(VerticalScroll).focus()
 
     def show(self, active, log) -> None:
-        self.active, self.log = tuple(active), tuple(log)
-        self.query_one("#alerts-text", Static).update(alerts_text(self.active, self.log, self.thresholds))
+        self.raised, self.recent = tuple(active), tuple(log)
+        self.query_one("#alerts-text", Static).update(alerts_text(self.raised, self.recent, self.thresholds))
 
     def action_close(self) -> None:
         self.dismiss(None)

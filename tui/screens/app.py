@@ -103,6 +103,8 @@ class PreflightApp(App):
         self.prefetched = prefetched if prefetched is not None and prefetched.info is not None else None
         self.figures = Figures()
         self.alert_book = AlertBook(thresholds if thresholds is not None else Thresholds())
+        self._thresholds_given = thresholds is not None
+        self._thresholds_error = ""
         self.active_alerts: dict[str, E.AlertChanged] = {}
         self.alert_log: list[E.AlertChanged] = []
         self.timeline = None
@@ -177,6 +179,7 @@ class PreflightApp(App):
         if self.canned is not None:
             self._show_canned(self.canned)
         if self.polling:
+            self._resolve_thresholds()
             self._start_source()
         self.call_after_refresh(self._focus_pane)
 
@@ -700,6 +703,25 @@ class PreflightApp(App):
 
     def on_checklist_checked(self, message: ChecklistChecked) -> None:
         self._attach_checklist()
+        self._resolve_thresholds()
+
+    def _resolve_thresholds(self) -> None:
+        """The thresholds: the defaults, the config file's [thresholds], the checklist's (tui.alerts).
+        A bad table keeps the last good thresholds and says why, once."""
+        if self._thresholds_given:
+            return
+        from tui.config import UsageError
+
+        pane = self._main(ChecklistPane)
+        checklist = pane.checklist if pane is not None else None
+        try:
+            t = Thresholds.resolve(checklist=checklist)
+        except UsageError as e:
+            if str(e) != self._thresholds_error:
+                self._thresholds_error = str(e)
+                self.notify(f"thresholds: {e}", severity="warning", timeout=10)
+            return
+        self.alert_book.thresholds = t
 
     def on_checklist_tree_fix_requested(self, message: ChecklistTree.FixRequested) -> None:
         message.stop()
