@@ -146,7 +146,8 @@ def _fix_runs(st) -> list[str]:
     return out
 
 
-def signoff_report(run: CheckRun, *, signed_by: str | None = None, signed_at: str | None = None) -> str:
+def signoff_report(run: CheckRun, *, signed_by: str | None = None, signed_at: str | None = None,
+                   timeline: list[str] | None = None) -> str:
     """The Markdown sign-off: the checklist used and why, every item with status and evidence, who ticked it
     and when, the notes, and every fix that ran with its figures. ``signed_by``: the person who signed off
     from the TUI (headless, a line is left to sign)."""
@@ -169,6 +170,8 @@ def signoff_report(run: CheckRun, *, signed_by: str | None = None, signed_at: st
     out += ["", "## Tests run by pgpreflight", "",
             f"- Backup test (dump, restore, row counts): {_figures(st.fix_run('backup_test'))}",
             f"- Connection test: {_figures(st.fix_run('connection_test'))}", ""]
+    if timeline:  # tui.model.digest.TimelineDigest.markdown(): peaks, alerts, fixes, a chart
+        out += [*timeline]
     runs = _fix_runs(st)
     if runs:
         out += ["## Fixes run on this database (the last run of each)", "", *runs, ""]

@@ -24,6 +24,7 @@ from tui.alerts import AlertBook, Figures, Thresholds
 from tui.config import Config, TargetError
 from tui.db.connect import connect
 from tui.model import events as E
+from tui.model.digest import TimelineDigest
 from tui.model.signals import cancel_refusal
 from tui.model.snapshot import REMOTE_HOST_MESSAGE, ConnectionState, Snapshot
 from tui.screens.messages import ConnectionChanged, PanePolled, PartTurnedOff, ServerPolled, SessionsSignalled
@@ -108,6 +109,7 @@ class PreflightApp(App):
         self.active_alerts: dict[str, E.AlertChanged] = {}
         self.alert_log: list[E.AlertChanged] = []
         self.timeline = None
+        self.digest = TimelineDigest()  # the sign-off's timeline: peaks, alerts, fixes
         self._latest: dict[str, PanePolled] = {}  # each pane's last poll
         self._undrawn: set[str] = set()  # polled while off screen, not drawn yet
         self.signal_requests: list[tuple[str, tuple[int, ...], int]] = []  # (action, pids, confirmations)
@@ -301,9 +303,10 @@ class PreflightApp(App):
                 elif isinstance(ev, E.PartTurnedOff):
                     self.post_message(PartTurnedOff(ev.notice))
                 elif isinstance(ev, E.AlertChanged):  # a recording's alerts (replay)
+                    self.digest.take(ev, self._event_time())
                     self._show_alert(ev, toast=False)
                 elif isinstance(ev, (E.FixRan, E.ChecklistRan)):
-                    pass
+                    self.digest.take(ev, self._event_time())
                 else:
                     pending.append(ev)
         finally:
@@ -311,6 +314,7 @@ class PreflightApp(App):
 
     def _take(self, ev) -> None:
         self.figures.take(ev)
+        self.digest.take(ev, self._event_time())
         timeline = self.timeline
         if timeline is not None:
             timeline.take(ev)
@@ -347,6 +351,12 @@ class PreflightApp(App):
         if self.replaying:
             self._show_replay_position()
 
+    def _event_time(self):
+        """The wall time of the event being drawn: now, or the recorded time while replaying."""
+        if self.replaying and getattr(self.source, "position", None) is not None:
+            return self.source.position
+        return datetime.now(timezone.utc)
+
     def _round_drawn(self) -> None:
         """After each round: the thresholds, and the graphs if they are on screen."""
         if not self.replaying:
@@ -354,6 +364,7 @@ class PreflightApp(App):
                 ev = E.AlertChanged(a.name, a.value, a.threshold, a.started_at, a.cleared_at, a.message)
                 if self.recorder is not None:
                     self.recorder.take(ev)
+                self.digest.take(ev)
                 self._show_alert(ev)
         self._draw_timeline()
 
@@ -748,6 +759,13 @@ class PreflightApp(App):
             self.preflight.request_signoff(self._main(ChecklistPane))
 
     def on_fix_finished(self, message: FixFinished) -> None:
+        r = message.result
+        if r is not None or message.error:
+            ev = E.FixRan(message.item_id, bool(r is not None and r.ok),
+                          r.summary if r is not None else message.error, datetime.now(timezone.utc))
+            self.digest.take(ev, ev.at)
+            if self.recorder is not None:
+                self.recorder.take(ev)
         pane = self._main(ChecklistPane)
         if pane is not None:
             pane.verify()  # the item and every roll-up that reads it

@@ -169,7 +169,9 @@ class PreflightController:
         try:
             run = await check_database(pane.config, pane.checklist)
             run.source = pane.source or run.source
-            text = signoff_report(run, signed_by=os_user(), signed_at=now_iso())
+            digest = getattr(self.app, "digest", None)
+            text = signoff_report(run, signed_by=os_user(), signed_at=now_iso(),
+                                  timeline=digest.markdown() if digest is not None else None)
             path = Path(path_text).expanduser()
             await asyncio.to_thread(write_report, path, text)
         except OSError as e:
