@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the DSN as the first line of stdout and keep running until SIGINT/SIGTERM")
     d.add_argument("--refresh", type=_positive_float, metavar="SECONDS", default=argparse.SUPPRESS)
     d.add_argument("--no-workload", action="store_true", help="no background workload")
+    d.add_argument("--spike-at", type=_non_negative_float, metavar="SECONDS",
+                   help="a launch spike (a burst of connections, slow queries, a lock wait: alerts fire and "
+                        "clear, ~22 s) this many seconds after the monitor starts (with --no-ui: after the "
+                        "DSN is printed)")
 
     s = sub.add_parser("snapshot", help="one poll of every pane, printed")
     _add_common(s, top=False)

@@ -338,6 +338,8 @@ class Config:
     crontab_file: Path | None = None  # the schedule in a file instead of the user's crontab (the demo's own)
     no_color: bool = False
     idle_in_xact_threshold_s: float = 60.0
+    #: the throwaway database of ``pgpreflight demo`` (the App offers the launch spike, tui.demo.spike)
+    demo: bool = False
     #: settings the command line did not give ("checklist", "app_root", "backup_dir"): they may come
     #: from what is remembered for the database (tui.checklist.runner.resolve_checklist)
     from_memory: frozenset = frozenset()

@@ -115,6 +115,20 @@ def demo_backup_dir(base: Path) -> tuple[Path, bool]:
     return d, False
 
 
+def start_demo_spike(dsn: str, delay_s: float, *, say=_say, wait_for=None, **spike_kw):
+    """``--spike-at``: the launch spike ``delay_s`` seconds from now (from when ``wait_for()`` is true,
+    when given), in a thread of its own; ``say`` gets one line when it starts and one when it ends
+    (or why it could not run)."""
+    from tui.demo.spike import SpikeThread
+
+    def progress(line: str) -> None:
+        if line.startswith("launch spike: opening"):
+            say(line.replace("launch spike: opening", "launch spike started: opening", 1))
+
+    return SpikeThread(dsn, delay_s, progress, wait_for=wait_for, on_end=lambda r: say(r.line()),
+                       on_error=say, **spike_kw).start()
+
+
 def run_demo(args) -> int:
     from tui.cli import EXIT_OK, EXIT_USAGE, make_config
     from tui.config import resolve_target
@@ -135,6 +149,8 @@ def run_demo(args) -> int:
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     cluster = None
     workload = None
+    spike = None
+    spike_at = getattr(args, "spike_at", None)
     backup_dir, backup_outside = None, False
     try:
         _say("starting a throwaway PostgreSQL cluster…")
@@ -160,6 +176,8 @@ def run_demo(args) -> int:
         if not getattr(args, "no_workload", False):
             workload = start_in_thread(dsn)
         if args.no_ui:
+            if spike_at is not None:
+                spike = start_demo_spike(dsn, spike_at)
             print(dsn, flush=True)
             _say(f"ready; the app's files are in {app_dir}; remembered for this database with images-mvp: "
                  f"--app-root {app_dir} --backup-dir {args.backup_dir} --crontab-file {args.crontab_file}; "
@@ -175,11 +193,21 @@ def run_demo(args) -> int:
         if args.checklist is None:
             args.checklist = DEMO_CHECKLIST
         args.state_dir = state_dir
-        cfg = make_config(args, target=resolve_target(dsn))
+        from dataclasses import replace
+
+        cfg = replace(make_config(args, target=resolve_target(dsn)), demo=True)  # the App offers the spike
         from tui.screens.app import PreflightApp
 
         app = PreflightApp(cfg)
         app_box.append(app)
+        if spike_at is not None:  # counted from when the App (and so its monitor) runs; said as toasts
+            def toast(line: str) -> None:
+                try:
+                    app.call_from_thread(app.notify, line, title="launch spike", markup=False)
+                except Exception:  # the App has ended
+                    pass
+
+            spike = start_demo_spike(dsn, spike_at, say=toast, wait_for=lambda: bool(app.is_running))
         if not stop.is_set():
             app.run()
         return EXIT_OK
@@ -188,6 +216,8 @@ def run_demo(args) -> int:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+        if spike is not None:
+            spike.stop_and_join(10)  # its connections closed, its lock released
         if workload is not None:
             workload.stop_and_join(10)
         if cluster is not None:
