@@ -138,18 +138,17 @@ def _size_labels(values: list[float]) -> list[str]:
 
 def _thin(points: list[tuple[float, float | None]], limit: int, stat: str) -> list[tuple[float, float | None]]:
     """At most about ``limit`` points: neighbours merged, by their max where peaks matter (``stat`` "max"),
-    else their mean; a merge of gaps only stays a gap."""
+    else their mean. A gap is never merged away: each stretch between gaps is thinned on its own."""
     if len(points) <= limit:
         return points
     k = math.ceil(len(points) / limit)
+    merge = max if stat == "max" else min if stat == "min" else (lambda vs: sum(vs) / len(vs))
     out: list[tuple[float, float | None]] = []
-    for j in range(0, len(points), k):
-        group = points[j:j + k]
-        vs = [v for _t, v in group if v is not None]
-        if not vs:
-            out.append((group[0][0], None))
-        else:
-            out.append((group[0][0], max(vs) if stat == "max" else min(vs) if stat == "min" else sum(vs) / len(vs)))
+    for n, (xs, ys) in enumerate(_runs(points)):
+        if n:
+            out.append((xs[0], None))
+        for j in range(0, len(xs), k):
+            out.append((xs[j], merge(ys[j:j + k])))
     return out
 
 
@@ -229,7 +228,7 @@ class TimelineGraph(Vertical):
         plt.xticks([t / scale for t, _ in TICKS[window]], [lab for _, lab in TICKS[window]])
         left_hi = right_hi = 0.0
         left_lo = math.inf
-        for i, ln in enumerate(spec.lines):
+        for i, ln in reversed(list(enumerate(spec.lines))):  # the first line drawn last: on top
             pts = _thin([((t - end) / scale, v) for t, v in timeline.series(ln.series, window)], limit,
                         DEFAULT_STAT[ln.series])
             colour = colours[COLOURS[i]]
