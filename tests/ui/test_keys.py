@@ -269,6 +269,9 @@ NOT_IN_PALETTE = {
     "session_detail.terminate": "the session detail's K", "session_detail.reload": "the session detail's r",
     "modal.quit": "the app's q on a modal (Textual's modals cut the app's bindings off): app: quit",
     "modal.help": "the app's ? on a modal: app: keys and legend (help)",
+    # not yet in the app: the lead engineer adds the Timeline tab and its palette entry (issue 14 §3);
+    # then this line goes (the check below fails while an id is in both)
+    "timeline.window": "the Timeline pane's z, before the app hosts the pane",
 }
 
 

@@ -72,7 +72,9 @@ class FakeConn:
             now = datetime(2024, 1, 1, tzinfo=timezone.utc)
             return {"version": "15.1", "version_num": V, "started_at": now, "now": now, "database": "db",
                     "connections": 5, "max_connections": 100, "reserved_connections": 3, "xacts": self.xacts,
-                    "blks_hit": 100, "blks_read": 1, "in_recovery": False}
+                    "blks_hit": 100, "blks_read": 1, "in_recovery": False, "commits": self.xacts, "rollbacks": 0,
+                    "active": 1, "idle": 4, "idle_in_xact": 0, "idle_in_xact_aborted": 0, "other_state": 0,
+                    "lock_waiting": 0, "oldest_xact_s": None}
         if name == "database_size":
             return {"database_bytes": 1234, "estimated": False}
         if name == "privs":

@@ -26,14 +26,33 @@ PRELOADED_SQL = ("-- pgpreflight\nSELECT 'pg_stat_statements' = ANY (string_to_a
 
 
 class ServerPoller:
-    """Header figures. Keeps the previous sample to derive TPS, cache hit and growth."""
+    """Header figures. Keeps the previous sample to derive TPS, cache hit and growth, and (issue 14 §3) the
+    commit and rollback rates and the statement latency of pg_stat_statements, for the Timeline's graphs.
 
-    def __init__(self) -> None:
+    The pg_stat_statements part is optional (``parts``, as the panes' pollers have): an extension not
+    created here is looked for again once a minute, quietly after the first notice; not loaded, not
+    readable or too slow, it turns itself off for good with one notice."""
+
+    PGSS_PART = "statement latency"
+    PGSS_RELOCATE_S = 60.0  # not created: look again this often (CREATE EXTENSION may come, by a fix)
+    PGSS_RELEARN_S = 60.0  # own statements' ids learned again at most this often, when the entries changed
+
+    def __init__(self, pgss_timeout_s: float = 1.0) -> None:
         self._prev: ServerInfo | None = None
         self._size_sample: tuple[float, int] | None = None
         self._size_prev: tuple[float, int] | None = None
         self.version_num: int | None = None
         self.size_estimated = False  # True past 5,000 relations: the size comes from pg_class
+        self.pgss_timeout_s = pgss_timeout_s
+        self.parts = OptionalParts()
+        self._pgss: str | None = None  # the extension's schema, quoted, once found
+        self._pgss_looked_at: float | None = None  # when it was last looked for and not found
+        self._pgss_for_good = False  # turned off for good (not loaded, no privilege, too slow)
+        self._own_ids: list[int] = []  # pgpreflight's own statements, left out of the totals
+        self._own_basis: list[int] = []  # the ids left out of the stored previous totals
+        self._own_entries: int | None = None  # pg_stat_statements' entries when the ids were learned
+        self._own_learned_at = 0.0
+        self._pgss_prev: tuple[float, int, float] | None = None  # (monotonic, calls, ms) on _own_basis
 
     async def poll(self, conn: asyncpg.Connection, with_size: bool = False) -> ServerInfo:
         if self.version_num is None:
@@ -48,15 +67,20 @@ class ServerPoller:
         if self._size_prev and self._size_sample and self._size_sample[0] > self._size_prev[0]:
             growth = (self._size_sample[1] - self._size_prev[1]) / (self._size_sample[0] - self._size_prev[0])
         prev = self._prev
-        tps = hit = None
+        tps = hit = commits_ps = rollbacks_ps = None
         if prev is not None and now > prev.polled_at:
             dt = now - prev.polled_at
             tps = max(0, row["xacts"] - prev.xacts) / dt
             dh, dr = row["blks_hit"] - prev.blks_hit, row["blks_read"] - prev.blks_read
             if dh + dr > 0:
                 hit = dh / (dh + dr)
+            commits_ps = _rate(row["commits"], prev.commits, dt)
+            rollbacks_ps = _rate(row["rollbacks"], prev.rollbacks, dt)
         if hit is None and (row["blks_hit"] + row["blks_read"]) > 0:
             hit = row["blks_hit"] / (row["blks_hit"] + row["blks_read"])
+        pgss = await self._statements(conn, now)
+        by_state = (("active", row["active"]), ("idle", row["idle"]), ("idle in transaction", row["idle_in_xact"]),
+                    ("idle in transaction (aborted)", row["idle_in_xact_aborted"]), ("other", row["other_state"]))
         info = ServerInfo(
             version=row["version"], version_num=row["version_num"], started_at=row["started_at"], now=row["now"],
             database=row["database"], connections=row["connections"], max_connections=row["max_connections"],
@@ -64,9 +88,71 @@ class ServerPoller:
             blks_read=row["blks_read"], in_recovery=row["in_recovery"], polled_at=now,
             database_bytes=self._size_sample[1] if self._size_sample else None, database_growth_bps=growth,
             tps=tps, cache_hit_ratio=hit, database_bytes_estimated=self.size_estimated,
+            commits=row["commits"], rollbacks=row["rollbacks"], commits_per_s=commits_ps,
+            rollbacks_per_s=rollbacks_ps, by_state=tuple((k, int(v or 0)) for k, v in by_state),
+            lock_waiting=row["lock_waiting"], oldest_xact_s=row["oldest_xact_s"],
+            pgss_calls=pgss[0], pgss_total_ms=pgss[1], calls_per_s=pgss[2], mean_ms=pgss[3],
         )
         self._prev = info
         return info
+
+    async def _statements(self, conn: asyncpg.Connection, now: float) -> tuple:
+        """(calls, total ms, calls per s, mean ms) of this database's statements, or Nones."""
+        none = (None, None, None, None)
+        if self._pgss_for_good:
+            return none
+        if self._pgss is None:
+            if self._pgss_looked_at is not None and now - self._pgss_looked_at < self.PGSS_RELOCATE_S:
+                return none
+            self._pgss_looked_at = now
+            loc = await conn.fetchrow(sql.get("pgss_location", self.version_num))
+            if loc is None:
+                self.parts.turn_off(self.PGSS_PART, "pg_stat_statements is not created in this database")
+                return none
+            self._pgss, self._pgss_prev, self._own_entries = loc["schema"], None, None
+            self.parts.off.pop(self.PGSS_PART, None)  # back on: created since
+        totals = sql.get("pgss_totals", self.version_num).replace("{pgss}", self._pgss)
+        ids = self._own_ids
+        try:
+            # an optional query: a short client-side timeout (asyncpg sends a cancel request)
+            r = await conn.fetchrow(totals, self._own_basis, ids, timeout=self.pgss_timeout_s)
+            relearn = self._own_entries is None or (
+                r["entries"] != self._own_entries and now - self._own_learned_at >= self.PGSS_RELEARN_S)
+            if relearn:
+                own = sql.get("pgss_own", self.version_num).replace("{pgss}", self._pgss)
+                learned = await conn.fetchval(own, timeout=self.pgss_timeout_s)
+        except asyncpg.ObjectNotInPrerequisiteStateError:
+            self._pgss_for_good = True
+            self.parts.turn_off(self.PGSS_PART, "pg_stat_statements is not loaded (shared_preload_libraries)")
+            return none
+        except (asyncpg.UndefinedTableError, asyncpg.UndefinedFunctionError):  # dropped: look for it again
+            self._pgss, self._pgss_looked_at = None, now
+            self.parts.turn_off(self.PGSS_PART, "pg_stat_statements is not created in this database")
+            return none
+        except OptionalParts.OFF_ERRORS as e:
+            self._pgss_for_good = True
+            self.parts.turn_off(self.PGSS_PART, e)
+            return none
+        cps = mean = None
+        prev = self._pgss_prev
+        if prev is not None and now > prev[0]:
+            dc, dm = int(r["calls_prev"]) - prev[1], float(r["ms_prev"]) - prev[2]
+            if dc >= 0 and dm > -1e-6:  # else a reset (or evicted entries): no figure for this interval
+                cps = dc / (now - prev[0])
+                mean = max(0.0, dm) / dc if dc else None
+        calls, ms = int(r["calls"]), float(r["ms"])
+        self._pgss_prev, self._own_basis = (now, calls, ms), ids
+        if relearn:
+            self._own_ids = sorted(int(i) for i in (learned or ()))
+            self._own_entries, self._own_learned_at = int(r["entries"]), now
+        return calls, ms, cps, mean
+
+
+def _rate(cur: int | None, prev: int | None, dt: float) -> float | None:
+    """Per second from two cumulative counters; None when one is missing or it went back (a stats reset)."""
+    if cur is None or prev is None or dt <= 0 or cur < prev:
+        return None
+    return (cur - prev) / dt
 
 
 # -- the panes' pollers ----------------------------------------------------------------
@@ -86,7 +172,8 @@ class OptionalParts:
         self.off: dict[str, str] = {}
         self._notices: list[str] = []
 
-    def turn_off(self, part: str, exc: BaseException) -> None:
+    def turn_off(self, part: str, exc: BaseException | str) -> None:
+        """``exc``: the error, or the reason in words."""
         if part in self.off:
             return
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -25,6 +25,25 @@ class ServerInfo:
     tps: float | None = None  # from the previous poll
     cache_hit_ratio: float | None = None  # over the last interval, else cumulative
     database_bytes_estimated: bool = False  # from pg_class pages (past 5,000 relations), not pg_database_size
+    # -- what the Timeline's graphs need every round (issue 14 §3); None where not polled ------------
+    commits: int | None = None  # pg_stat_database.xact_commit (cumulative)
+    rollbacks: int | None = None  # pg_stat_database.xact_rollback (cumulative)
+    commits_per_s: float | None = None  # from the previous poll; None after a stats reset
+    rollbacks_per_s: float | None = None
+    # client backends by state, in STATES order, summing to ``connections`` (the poll's own session counts,
+    # as in ``connections``); "other": hidden (no pg_read_all_stats), fastpath, disabled
+    by_state: tuple[tuple[str, int], ...] = ()
+    lock_waiting: int | None = None  # client backends with wait_event_type 'Lock'
+    oldest_xact_s: float | None = None  # the oldest open transaction's age (not the poll's own); None: none
+    # pg_stat_statements of this database, without query texts and without pgpreflight's own statements:
+    # cumulative totals, and per interval from the previous poll. None: the extension is absent, not readable,
+    # or (for the rates) the first poll, a stats reset, or no calls in the interval (mean_ms)
+    pgss_calls: int | None = None
+    pgss_total_ms: float | None = None
+    calls_per_s: float | None = None
+    mean_ms: float | None = None
+
+    STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)", "other")
 
     @property
     def uptime_s(self) -> float:
@@ -397,6 +416,9 @@ class Snapshot:
                 "connections": s.connections, "in_recovery": s.in_recovery,
                 "database_bytes": s.database_bytes, "database_bytes_estimated": s.database_bytes_estimated,
                 "cache_hit_ratio": _r(s.cache_hit_ratio, 5),
+                "commits": s.commits, "rollbacks": s.rollbacks, "by_state": dict(s.by_state),
+                "lock_waiting": s.lock_waiting, "oldest_xact_s": _r(s.oldest_xact_s),
+                "statements_calls": s.pgss_calls, "statements_total_ms": _r(s.pgss_total_ms),
             },
             "connections": self.connections.to_dict() if self.connections else None,
             "slow_queries": self.slow_queries.to_dict() if self.slow_queries else None,
