@@ -385,8 +385,9 @@ def _in_use(path: Path) -> bool:
 
 
 def _size(path: Path) -> int:
+    """The bytes a recording holds: the file and its WAL (not the -shm, an index in shared memory)."""
     total = 0
-    for s in SUFFIXES:
+    for s in ("", "-wal", "-journal"):
         try:
             total += os.stat(str(path) + s).st_size
         except OSError:
