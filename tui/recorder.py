@@ -161,35 +161,62 @@ def _is_sql_field(name: str) -> bool:
     return name == "query" or name == "sql" or name.endswith("_query") or name.endswith("_sql")
 
 
+_PLANS: dict[type, tuple] = {}  # cls -> (name, ((field, default, has_default, is_sql), ...), has query_hidden)
+_PLAIN = frozenset((str, int, bool, type(None)))
+
+
+def _plan(cls: type) -> tuple:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        fs = tuple((n, d, h, _is_sql_field(n)) for n, d, h in _fields(cls))
+        plan = _PLANS[cls] = (cls.__name__, fs, any(f[0] == "query_hidden" for f in fs))
+    return plan
+
+
 def encode(obj: Any, *, queries: str = "full", q: bool = False) -> Any:
     """An event (or any value of one) as JSON-able data. ``queries``: what becomes of SQL texts
     (:func:`scrub_query`); ``q``: floats quantized (:func:`quantize`)."""
-    if obj is None or isinstance(obj, (bool, int, str)):
+    return _enc(obj, queries, q)
+
+
+def _enc(obj: Any, queries: str, q: bool) -> Any:
+    t = type(obj)
+    if t in _PLAIN:
         return obj
-    if isinstance(obj, float):
+    if t is float:
         return quantize(obj) if q else obj
+    if t is tuple or t is list:
+        return [_enc(v, queries, q) for v in obj]
+    plan = _PLANS.get(t)
+    if plan is None and dataclasses.is_dataclass(t):
+        plan = _plan(t)
+    if plan is not None:
+        name, fs, has_hidden = plan
+        out: dict = {"$": name}
+        hidden = has_hidden and obj.query_hidden
+        for fname, default, has_default, is_sql in fs:
+            v = getattr(obj, fname)
+            if has_default and v == default and type(v) is type(default):
+                continue
+            if is_sql and isinstance(v, str) and not hidden:
+                out[fname] = scrub_query(str(v), queries)
+            elif type(v) in _PLAIN:
+                out[fname] = v
+            else:
+                out[fname] = _enc(v, queries, q)
+        return out
     if isinstance(obj, datetime):
         return {"$t": obj.isoformat()}
     if isinstance(obj, date):
         return {"$d": obj.isoformat()}
     if isinstance(obj, (tuple, list, frozenset, set)):
-        return [encode(v, queries=queries, q=q) for v in obj]
+        return [_enc(v, queries, q) for v in obj]
     if isinstance(obj, dict):
-        return {"$m": [[encode(k, queries=queries, q=q), encode(v, queries=queries, q=q)] for k, v in obj.items()]}
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        cls = type(obj)
-        out: dict = {"$": cls.__name__}
-        hidden = getattr(obj, "query_hidden", False)
-        for name, default, has_default in _fields(cls):
-            v = getattr(obj, name)
-            if has_default and type(v) is type(default) and v == default:
-                continue
-            if isinstance(v, str) and not hidden and _is_sql_field(name):
-                v = scrub_query(v, queries)
-            out[name] = encode(v, queries=queries, q=q)
-        return out
-    if isinstance(obj, Path):
-        return str(obj)
+        return {"$m": [[_enc(k, queries, q), _enc(v, queries, q)] for k, v in obj.items()]}
+    if isinstance(obj, float):
+        return quantize(obj) if q else obj
+    if isinstance(obj, (int, str)):
+        return obj
     return str(obj)
 
 
@@ -229,8 +256,12 @@ def _hashable(v):
     return tuple(_hashable(x) for x in v) if isinstance(v, (list, tuple)) else v
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
+
+
 def dumps(obj: Any, *, queries: str = "full", q: bool = True) -> bytes:
-    return json.dumps(encode(obj, queries=queries, q=q), separators=(",", ":"), ensure_ascii=False).encode()
+    """The payload JSON of ``obj`` (compact; floats quantized unless ``q`` is False)."""
+    return _JSON.encode(_enc(obj, queries, q)).encode()
 
 
 def loads(data: bytes | str) -> Any:
@@ -861,7 +892,7 @@ class Recorder:
             data = {"e": entries, "l": [self._latest.get(p, 0) for p in f.panes]}
             f.conn.execute("INSERT INTO rounds (at, mono, data) VALUES (?, ?, ?)",
                            (at, ended.at if ended is not None else None,
-                            json.dumps(data, separators=(",", ":"), ensure_ascii=False)))
+                            _JSON.encode(data)))
         self.rounds_written += 1
 
 
