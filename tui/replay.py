@@ -6,8 +6,9 @@
   the connection state, the alerts active then, the notices and the last checklist results.
 - :class:`Replayer`: an event source of the Monitor's shape (tui.db.monitor) for the TUI: ``events()``
   yields the recorded rounds paced by the recorded intervals (scaled by ``speed``); ``pause()``,
-  ``resume()``, ``step(n)``, ``jump(seconds)``, ``goto(datetime)`` move it; ``poll_now()``, ``wanted``,
-  ``show_idle`` and ``set_every`` are accepted and do nothing.
+  ``resume()``, ``step(n)``, ``jump(seconds)``, ``goto(datetime)`` move it, ``span()`` and ``position``
+  say where; ``poll_now()``, ``wanted`` and ``show_idle`` are accepted and do nothing (it has no
+  ``set_every``: the App tells it from the Monitor by that).
 - :func:`run_replay_command`: ``pgpreflight replay FILE --format json|text [--from T] [--to T]``.
 
 Times are UTC datetimes (a recording stamps wall time at take, in UTC)."""
@@ -332,12 +333,15 @@ class Replayer:
     following round, waiting the recorded interval between rounds divided by ``speed`` (a gap longer
     than ``max_gap_s``, when nothing was recorded, is cut to it). After a seek (``step``, ``jump``,
     ``goto``) it yields the full state at the new position (the latest event of every pane, the
-    active alerts, ending with a RoundEnded); ``in_seek`` is True while those come, so that a consumer
-    that keeps alerts replaces them rather than adds to them. At the end it waits (``at_end``) for a
-    seek, or returns when ``stop_at_end``. With ``rebase`` (the default) the monotonic times of the
+    active alerts, ending with a RoundEnded); ``in_seek`` is True while those come. At the end it waits
+    (``at_end``) for a
+    seek, or returns when ``stop_at_end``. An alert it yielded as raised that is not active at the new
+    position comes cleared (at that position, "not active at HH:MM:SS (replay)") with the state, so that
+    a consumer that keeps the raised alerts needs nothing more. With ``rebase`` (the default) the monotonic times of the
     events are moved to this process's clock. ``position`` is the recorded time of the current round."""
 
     END_POLL_S = 1.0
+    replaying = True
 
     def __init__(self, recording: Recording | Path | str, *, speed: float = 1.0,
                  start: datetime | float | None = None, paused: bool = False, rebase: bool = True,
@@ -364,6 +368,7 @@ class Replayer:
         self.in_seek = False
         self.seeks = 0
         self.at_end = False
+        self._active: dict[str, E.AlertChanged] = {}  # the alerts yielded as raised and not cleared
 
     # -- the Monitor's inputs: accepted, nothing to poll ---------------------------------------------
     @property
@@ -385,8 +390,7 @@ class Replayer:
     def poll_now(self, panes: Iterable[str] = ("all",)) -> None:
         """Nothing to poll in a recording."""
 
-    def set_every(self, pane: str, seconds: float) -> None:
-        """Nothing to poll in a recording."""
+    # no set_every: the App tells a Replayer from the Monitor by it (tui/screens/app.py)
 
     async def close(self) -> None:
         """The Monitor's close: nothing is open but the file, which the caller may reuse."""
@@ -403,6 +407,10 @@ class Replayer:
     def resume(self) -> None:
         self._paused = False
         self._wake.set()
+
+    def span(self) -> tuple[datetime, datetime]:
+        """The first and the last round's recorded time."""
+        return self.recording.span()
 
     @property
     def index(self) -> int:
@@ -447,7 +455,12 @@ class Replayer:
                 self.seeks += 1
                 self.in_seek = True
                 try:
-                    for ev in st.events():
+                    evs = st.events()
+                    now_active = {a.name for a in st.alerts}
+                    settle = [replace(a, cleared_at=st.at, message=f"not active at {st.at:%H:%M:%S} (replay)")
+                              for name, a in self._active.items() if name not in now_active]
+                    for ev in evs[:-1] + settle + evs[-1:]:
+                        self._note(ev)
                         yield rebase(ev, shift)
                 finally:
                     self.in_seek = False
@@ -474,9 +487,17 @@ class Replayer:
             mono = rec.mono(nxt)
             shift = self._shift(mono)
             for ev in r.events:
+                self._note(ev)
                 yield rebase(ev, shift)
             if r.partial:
                 yield rebase(E.RoundEnded(mono or 0.0, ()), shift)
+
+    def _note(self, ev) -> None:
+        if isinstance(ev, E.AlertChanged):
+            if ev.cleared_at is None:
+                self._active[ev.name] = ev
+            else:
+                self._active.pop(ev.name, None)
 
     async def _wait(self, seconds: float | None) -> bool:
         """Until ``seconds`` have passed (None: forever) or an input came; True when one came."""

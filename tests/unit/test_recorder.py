@@ -457,17 +457,22 @@ async def test_replayer_steps_jumps_and_goes_to_a_time_while_paused(recording):
     assert [e.name for e in st if isinstance(e, E.AlertChanged)] == ["connections_pct"]  # active then
     rp.jump(-5)
     st = await next_round(gen)
-    assert rp.index == 7 and not any(isinstance(e, E.AlertChanged) for e in st)
+    assert rp.index == 7
+    cleared = [e for e in st if isinstance(e, E.AlertChanged)]  # raised after round 7: it comes cleared
+    assert [(e.name, e.cleared_at) for e in cleared] == [("connections_pct", rec.time(7))]
+    rp.step(1)
+    st = await next_round(gen)
+    assert not any(isinstance(e, E.AlertChanged) for e in st)  # said once
     rp.goto(rec.time(15) + timedelta(milliseconds=500))
     await next_round(gen)
-    assert rp.index == 15 and rp.seeks == 4
+    assert rp.index == 15 and rp.seeks == 5
     rp.step(-100)
     await next_round(gen)
     assert rp.index == 0
     rp.poll_now()
     rp.wanted = {"server"}
     rp.show_idle = True
-    rp.set_every("host", 60)
+    assert not hasattr(rp, "set_every") and rp.span() == rec.span()
     rp.speed = 1000
     rp.resume()
     nxt = await next_round(gen)
