@@ -15,7 +15,7 @@ from tui.config import Config, TargetError, UsageError, default_state_dir, resol
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
-SUBCOMMANDS = ("monitor", "demo", "snapshot", "check", "fix", "report", "checklists", "watch")
+SUBCOMMANDS = ("monitor", "demo", "snapshot", "check", "fix", "report", "checklists", "watch", "replay")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,6 +68,16 @@ def _add_common(p: argparse.ArgumentParser, top: bool) -> None:
                    help="read and install the backup schedule in this file instead of the user's crontab", **d)
 
 
+def _add_record(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("flight recorder")
+    g.add_argument("--record", type=Path, metavar="FILE",
+                   help="record into FILE (default: <state dir>/recordings/<database>/<day>.sqlite, 7 days kept)")
+    g.add_argument("--no-record", action="store_true", help="record nothing")
+    g.add_argument("--record-queries", choices=("full", "normalized", "none"), default="normalized",
+                   help="query texts in the recording: literals as $1 (normalized, the default), as they "
+                        "were (full) or none")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="pgpreflight",
@@ -82,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(m, top=False)
     m.add_argument("--refresh", type=_positive_float, metavar="SECONDS", default=argparse.SUPPRESS,
                    help="live refresh interval (default 2)")
+    _add_record(m)
 
     d = sub.add_parser("demo", help="start a throwaway database with the images-mvp app and watch it")
     _add_common(d, top=False)
@@ -93,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a launch spike (a burst of connections, slow queries, a lock wait: alerts fire and "
                         "clear, ~22 s) this many seconds after the monitor starts (with --no-ui: after the "
                         "DSN is printed)")
+    _add_record(d)
 
     s = sub.add_parser("snapshot", help="one poll of every pane, printed")
     _add_common(s, top=False)
@@ -134,6 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rewrite FILE atomically every round in the Prometheus text format")
     w.add_argument("--refresh", type=_positive_float, metavar="SECONDS", default=argparse.SUPPRESS,
                    help="poll interval (default 2)")
+    _add_record(w)
+
+    rp = sub.add_parser("replay", help="a recording: the TUI on it, or its rounds as JSON lines (--format json)")
+    rp.add_argument("file", type=Path, metavar="FILE", help="a recording (<state dir>/recordings/...)")
+    rp.add_argument("--format", choices=("tui", "json", "text"), default="tui",
+                    help="tui (default): the monitor on the recording; json: one snapshot document per "
+                         "round with recorded_at and alerts; text: each round as snapshot prints it")
+    rp.add_argument("--from", dest="from_", metavar="TIME",
+                    help="from this time: ISO (2026-12-02T14:03:00Z; no offset: UTC) or HH:MM[:SS] "
+                         "(UTC, on the recording's first day)")
+    rp.add_argument("--to", metavar="TIME", help="to this time (same forms)")
+    rp.add_argument("--speed", type=_positive_float, default=1.0, metavar="X", help="tui: replay speed (default 1)")
 
     cl = sub.add_parser("checklists", help="list the bundled checklists")
     _add_common(cl, top=False)
@@ -149,6 +173,12 @@ def make_config(args: argparse.Namespace, target=None) -> Config:
                                   if getattr(args, k, None) is None)
     if getattr(args, "refresh", None):
         kw["refresh"] = args.refresh
+    if getattr(args, "record", None) is not None and getattr(args, "no_record", False):
+        raise UsageError("--record FILE and --no-record contradict each other")
+    kw["record"] = not getattr(args, "no_record", False)
+    if getattr(args, "record", None) is not None:
+        kw["record_path"] = Path(args.record).expanduser()
+    kw["record_queries"] = getattr(args, "record_queries", None) or "normalized"
     return Config(
         target=target if target is not None else resolve_target(args.dsn),
         read_only=bool(args.read_only),
@@ -217,8 +247,28 @@ def _not_yet(name: str) -> int:
     return EXIT_USAGE
 
 
+def run_replay(args: argparse.Namespace) -> int:
+    """``replay FILE``: json/text print the rounds; tui opens the monitor on the recording."""
+    from tui import replay
+
+    if args.format in ("json", "text"):
+        return replay.run_replay_command(args)
+    run_tui = getattr(replay, "run_replay_tui", None)
+    if run_tui is None:
+        print("pgpreflight: error: the replay TUI is not in this version yet; use replay FILE --format json",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        replay.Recording(args.file).close()  # a missing or foreign file: one line, before the TUI starts
+    except replay.RecordingError as e:
+        raise UsageError(str(e)) from None
+    return run_tui(args.file, args)
+
+
 def dispatch(args: argparse.Namespace) -> int:
     cmd = args.command or "monitor"
+    if cmd == "replay":
+        return run_replay(args)
     if cmd == "demo":
         from tui.demo.run import run_demo
 

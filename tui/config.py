@@ -27,6 +27,8 @@ class TargetError(Exception):
         self.reason = reason
 
 
+RECORD_QUERIES = ("full", "normalized", "none")  # what a recording keeps of query texts (tui.recorder)
+
 DEFAULT_SOCKET_DIRS = ("/run/postgresql", "/var/run/postgresql", "/tmp")
 
 _KV_RE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']*)")
@@ -343,3 +345,15 @@ class Config:
     #: settings the command line did not give ("checklist", "app_root", "backup_dir"): they may come
     #: from what is remembered for the database (tui.checklist.runner.resolve_checklist)
     from_memory: frozenset = frozenset()
+    #: the flight recorder (tui.recorder): on unless --no-record; --record FILE names the file (else
+    #: <state_dir>/recordings/<identity>/<day>.sqlite); --record-queries full|normalized|none
+    record: bool = True
+    record_path: Path | None = None
+    record_queries: str = "normalized"
+
+    def __post_init__(self) -> None:
+        if self.record_queries not in RECORD_QUERIES:
+            raise UsageError(f"--record-queries must be one of {', '.join(RECORD_QUERIES)}, "
+                             f"not {self.record_queries!r}")
+        if self.record_path is not None and not self.record:
+            raise UsageError("--record FILE and --no-record contradict each other")

@@ -3,7 +3,10 @@
 It polls every pane (tui.db.monitor), evaluates the thresholds (tui.alerts) after each round, prints
 one line on stdout for each alert raised or cleared, and with ``--openmetrics FILE`` rewrites FILE
 atomically every round in the Prometheus text format (prometheus_client). Runs until SIGINT or
-SIGTERM, or for ``--for DURATION``. Exit 0: no alert was raised; 1: one was; 2: bad input."""
+SIGTERM, or for ``--for DURATION``. Exit 0: no alert was raised; 1: one was; 2: bad input.
+
+It records (tui.recorder) unless ``--no-record``: every event of the monitor, the alerts raised and
+cleared (with the round that raised them) and a ChecklistRan after each checklist run."""
 from __future__ import annotations
 
 import asyncio
@@ -108,8 +111,9 @@ def _set(gauge, value) -> None:
 
 class Watch:
     def __init__(self, cfg: Config, thresholds: Thresholds, checklist, openmetrics: Path | None,
-                 duration_s: float | None) -> None:
+                 duration_s: float | None, recorder=None) -> None:
         self.cfg = cfg
+        self.recorder = recorder  # tui.recorder.Recorder, or None
         self.book = AlertBook(thresholds)
         self.figures = Figures()
         self.checklist = checklist
@@ -142,6 +146,9 @@ class Watch:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await monitor.close()
+            if self.recorder is not None:
+                await self.recorder.aclose()
+                self._recorder_error()
         return EXIT_FAIL if self.book.raised_count else EXIT_OK
 
     async def _consume(self, monitor) -> None:
@@ -150,7 +157,9 @@ class Watch:
         gen = monitor.events()
         try:
             async for ev in gen:
-                # hook: the recorder (SQLite in the state dir) will consume every event here, as it comes
+                rec = self.recorder
+                if rec is not None and not isinstance(ev, E.RoundEnded):
+                    rec.take(ev)  # every event, as it comes; a round's alerts go in before its end
                 self.figures.take(ev)
                 if isinstance(ev, E.ConnectionChanged):
                     self._connection(ev.state)
@@ -158,6 +167,9 @@ class Watch:
                     _say(f"pgpreflight: warning: {ev.notice}", sys.stderr)
                 elif isinstance(ev, E.RoundEnded):
                     self._round_ended()
+                    if rec is not None:
+                        rec.take(ev)
+                        self._recorder_error()
         finally:
             await gen.aclose()
 
@@ -177,11 +189,20 @@ class Watch:
         now = datetime.now(timezone.utc)
         for alert in self.book.update(self.figures.threshold_figures(), now):
             _say(alert.line())
+            if self.recorder is not None:
+                from tui.recorder import alert_event
+
+                self.recorder.take(alert_event(alert))
         if self.metrics is not None:
             try:
                 self.metrics.write(self.figures, self.book, self.failing)
             except OSError as e:
                 _say(f"pgpreflight: warning: cannot write {self.metrics.path}: {e.strerror or e}", sys.stderr)
+
+    def _recorder_error(self) -> None:
+        err = self.recorder.take_error() if self.recorder is not None else None
+        if err:
+            _say(f"pgpreflight: warning: {err} (the monitor goes on)", sys.stderr)
 
     async def _checklist_loop(self) -> None:
         """The database's checklist at start and every checklist_refresh s: how many items fail."""
@@ -191,6 +212,10 @@ class Watch:
             try:
                 run = await check_database(self.cfg, self.checklist)
                 self.failing = run.count("fail") + run.count("error")
+                if self.recorder is not None:
+                    from tui.recorder import checklist_event
+
+                    self.recorder.take(checklist_event(run))
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # the monitor goes on; the count is left out until a check works
@@ -198,6 +223,27 @@ class Watch:
                 reason = getattr(e, "reason", None) or (str(e).splitlines()[0] if str(e) else type(e).__name__)
                 _say(f"pgpreflight: warning: checklist not checked: {reason}", sys.stderr)
             await asyncio.sleep(self.cfg.checklist_refresh)
+
+
+def open_recorder(cfg: Config, ident: dict):
+    """The recorder of ``cfg`` for the database of ``ident`` (tui.db.connect.target_identity), or None
+    (--no-record, or the state directory cannot hold one: a warning, the monitor goes on), or
+    EXIT_USAGE when the file that --record names cannot be recorded into."""
+    if not cfg.record:
+        return None
+    from tui.checklist.state import DatabaseIdentity
+    from tui.recorder import Recorder, RecordingError
+
+    key = DatabaseIdentity(str(ident["system_identifier"]), str(ident["database"])).key
+    try:
+        return Recorder.open(cfg.state_dir, key, path=cfg.record_path, queries=cfg.record_queries,
+                             target=cfg.target.display)
+    except RecordingError as e:
+        if cfg.record_path is not None:
+            _say(f"pgpreflight: error: --record {e}", sys.stderr)
+            return EXIT_USAGE
+        _say(f"pgpreflight: warning: not recording: {e}", sys.stderr)
+        return None
 
 
 def run_watch(cfg: Config, args) -> int:
@@ -220,7 +266,7 @@ def run_watch(cfg: Config, args) -> int:
         conn = await connect(cfg.target, timeout=cfg.connect_timeout, role="check",
                              statement_timeout_ms=cfg.statement_timeout_ms)  # a bad target: one line, exit 2
         try:
-            await target_identity(conn)
+            ident = await target_identity(conn)
         finally:
             await conn.close()
         try:
@@ -231,7 +277,10 @@ def run_watch(cfg: Config, args) -> int:
         for w in resolved.checklist.warnings:
             _say(f"pgpreflight: warning: {w}", sys.stderr)
         thresholds = Thresholds.resolve(overrides=overrides, checklist=resolved.checklist)
-        return await Watch(resolved.config, thresholds, resolved.checklist, out, duration).run()
+        recorder = await asyncio.to_thread(open_recorder, cfg, ident)
+        if isinstance(recorder, int):
+            return recorder
+        return await Watch(resolved.config, thresholds, resolved.checklist, out, duration, recorder).run()
 
     return asyncio.run(_main())
 
