@@ -116,8 +116,7 @@ def demo_backup_dir(base: Path) -> tuple[Path, bool]:
 
 
 def run_demo(args) -> int:
-    from tui.cli import EXIT_OK, EXIT_USAGE, make_config
-    from tui.config import resolve_target
+    from tui.config import EXIT_OK, EXIT_USAGE, make_config, resolve_target
     from tui.demo.data import build_demo_database, write_app_dir
     from tui.demo.workload import start_in_thread
 
