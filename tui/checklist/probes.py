@@ -376,13 +376,22 @@ def _libraries(setting: str) -> list[str]:
 async def probe_extension(conn, item: Item, ctx: ProbeContext):
     p = item.probe.params
     name = p["name"]
+    # pg_available_extensions reads every extension's control file on the server, pg_settings builds a
+    # row of every setting: each is asked only when the answer needs it
+    preload_needed = bool(p.get("preload"))
     row = await conn.fetchrow(
-        "SELECT (SELECT extversion FROM pg_extension WHERE extname = $1) AS installed, "
-        "EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = $1) AS available, "
-        "current_database() AS db, "
-        "(SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries') AS preload, "
-        "(SELECT pending_restart FROM pg_settings WHERE name = 'shared_preload_libraries') AS pending", name)
-    installed, preload_needed = row["installed"], bool(p.get("preload"))
+        "SELECT e.extversion AS installed, current_database() AS db, "
+        "       CASE WHEN e.extversion IS NULL THEN EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = $1) "
+        "            ELSE true END AS available "
+        "  FROM (SELECT 1) one LEFT JOIN pg_extension e ON e.extname = $1", name)
+    preload, pending = None, False
+    if preload_needed:  # hidden from roles without pg_read_all_settings: current_setting says so
+        preload, _hidden = await _try(conn, "SELECT current_setting('shared_preload_libraries')")
+        if preload is not None and name not in _libraries(preload):
+            pending = bool(await conn.fetchval(
+                "SELECT pending_restart FROM pg_settings WHERE name = 'shared_preload_libraries'"))
+    row = {**dict(row), "preload": preload, "pending": pending}
+    installed = row["installed"]
     if preload_needed and row["preload"] is None:  # pg_settings hides it from roles without the privilege
         role = await conn.fetchval("SELECT quote_ident(current_user)")
         return ERROR, (f"cannot see shared_preload_libraries: GRANT pg_read_all_settings TO {role} "
