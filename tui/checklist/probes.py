@@ -13,7 +13,8 @@ Probe kinds and their parameters (every kind also takes ``on_fail = "warn"`` and
 
 - ``sql``: ``query``; ``expect = "empty"`` (rows are findings: fail listing the first column),
   ``"nonempty"``, ``"status"`` (the row's ``status`` and ``detail`` columns), or ``op`` + ``value``
-  on the first column of the first row.
+  on the first column of the first row. ``inputs = ["catalog"]`` (and/or ``"settings"``) says the result
+  depends on nothing else, so the check service may reuse it until they change (tui.checklist.reuse).
 - ``table_exists``: ``table`` or ``tables`` (``"schema.t"`` allowed, ``"a|b"`` for alternatives).
 - ``columns``: ``table`` + ``columns = {name = "type"}``, or ``tables = [{table, columns}]``; ``exact``.
 - ``index_exists``: ``table``, ``indexes = [{name, columns = ["col DESC", "lower(email)"], unique?,
@@ -991,12 +992,17 @@ def rollup(item: Item, results: dict[str, ItemResult]) -> ItemResult:
 
 async def run_checklist(conn, checklist: Checklist, ctx: ProbeContext, *, only: Iterable[str] | None = None,
                         skip_kinds: Iterable[str] = (),
-                        on_result: Callable[[ItemResult], None] | None = None) -> dict[str, ItemResult]:
+                        on_result: Callable[[ItemResult], None] | None = None,
+                        given: dict[str, ItemResult] | None = None,
+                        on_probed: Callable[[Item, ItemResult], None] | None = None) -> dict[str, ItemResult]:
     """Run every item (or ``only`` those ids) in checklist order; ``items`` rollups last.
     A ticked item whose probe says ``manual`` passes ("ticked by …"). ``conn`` may be None: then the
-    database probes are ``error`` and the file and state probes still run."""
+    database probes are ``error`` and the file and state probes still run. ``given``: results to use
+    instead of running those items' probes (a re-verify's reused ones, as their probe said them: a tick
+    still applies). ``on_probed(item, result)``: each probe's own result, before a tick."""
     wanted = set(only) if only is not None else None
     skip = set(skip_kinds)
+    given = given or {}
     results: dict[str, ItemResult] = {}
     rollups = []
     for item in checklist.items():
@@ -1007,7 +1013,13 @@ async def run_checklist(conn, checklist: Checklist, ctx: ProbeContext, *, only: 
         if item.probe.kind == "items":
             rollups.append(item)
             continue
-        r = _apply_tick(await run_probe(conn, item, ctx), ctx)
+        if item.id in given:
+            raw = given[item.id]
+        else:
+            raw = await run_probe(conn, item, ctx)
+            if on_probed:
+                on_probed(item, raw)
+        r = _apply_tick(raw, ctx)
         results[item.id] = r
         if on_result:
             on_result(r)
