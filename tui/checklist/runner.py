@@ -249,23 +249,25 @@ async def check_database(config, checklist: Checklist | None = None, **kw) -> Ch
         await conn.close()
 
 
-def fix_sql(fix: Fix | None) -> str | None:
-    """The exact SQL of a fix when the fixes package can say it without a database; else None."""
-    if fix is None:
+#: how the view learns a fix's SQL: (fix name, params) -> the exact SQL, or None. The fixes package sits
+#: above the checklist (it imports it), so the checklist never imports it: the caller hands in
+#: ``tui.fixes.describe`` (the TUI's check service does).
+DescribeFix = Callable[[str, dict], "str | None"]
+
+
+def fix_sql(fix: Fix | None, describe_fix: DescribeFix | None = None) -> str | None:
+    """The exact SQL of a fix when ``describe_fix`` can say it without a database; else None."""
+    if fix is None or describe_fix is None:
         return None
-    try:  # the fixes package is optional here; its API: describe(name, params) -> str | None
-        from tui import fixes  # noqa: F401
-        describe = getattr(fixes, "describe", None)
-        if describe is None:
-            return None
-        return describe(fix.name, dict(fix.params))
+    try:
+        return describe_fix(fix.name, dict(fix.params))
     except Exception:
         return None
 
 
 def build_view(checklist: Checklist, results: dict[str, ItemResult], state: ChecklistState | None,
                database: str, *, checked_at: float | None = None, running: bool = False,
-               error: str | None = None) -> ChecklistView:
+               error: str | None = None, describe_fix: DescribeFix | None = None) -> ChecklistView:
     sections = []
     for s in checklist.sections:
         items = []
@@ -278,7 +280,7 @@ def build_view(checklist: Checklist, results: dict[str, ItemResult], state: Chec
                 notes=state.notes_for(it.id) if state else (),
                 fix_name=it.fix.name if it.fix else None,
                 fix_params=dict(it.fix.params) if it.fix else {},
-                fix_sql=fix_sql(it.fix),
+                fix_sql=fix_sql(it.fix, describe_fix),
             ))
         sections.append(SectionView(s.id, s.title, tuple(items)))
     return ChecklistView(checklist.name, checklist.title, database, tuple(sections), checked_at, running, error)
