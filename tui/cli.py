@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 
 from tui import __version__
-from tui.config import Config, TargetError, UsageError, default_state_dir, resolve_target
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+from tui.config import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, Config, TargetError, UsageError,  # noqa: F401
+                        make_config)
 
 SUBCOMMANDS = ("monitor", "demo", "snapshot", "check", "fix", "report", "checklists", "watch", "replay")
 
@@ -162,35 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
     cl = sub.add_parser("checklists", help="list the bundled checklists")
     _add_common(cl, top=False)
     return p
-
-
-def make_config(args: argparse.Namespace, target=None) -> Config:
-    env_state = os.environ.get("PGPREFLIGHT_STATE_DIR")
-    state_dir = args.state_dir or (Path(env_state) if env_state else default_state_dir())
-    no_color = bool(args.no_color or os.environ.get("NO_COLOR"))
-    kw = {}
-    kw["from_memory"] = frozenset(k for k in ("checklist", "app_root", "backup_dir", "crontab_file")
-                                  if getattr(args, k, None) is None)
-    if getattr(args, "refresh", None):
-        kw["refresh"] = args.refresh
-    if getattr(args, "record", None) is not None and getattr(args, "no_record", False):
-        raise UsageError("--record FILE and --no-record contradict each other")
-    kw["record"] = not getattr(args, "no_record", False)
-    if getattr(args, "record", None) is not None:
-        kw["record_path"] = Path(args.record).expanduser()
-    kw["record_queries"] = getattr(args, "record_queries", None) or "normalized"
-    return Config(
-        target=target if target is not None else resolve_target(args.dsn),
-        read_only=bool(args.read_only),
-        state_dir=Path(state_dir).expanduser(),
-        connect_timeout=args.connect_timeout or 5.0,
-        checklist=args.checklist,
-        app_root=(args.app_root or Path.cwd()).expanduser(),
-        backup_dir=args.backup_dir.expanduser() if args.backup_dir else None,
-        crontab_file=args.crontab_file.expanduser() if getattr(args, "crontab_file", None) else None,
-        no_color=no_color,
-        **kw,
-    )
 
 
 async def check_target(cfg: Config) -> dict:

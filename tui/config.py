@@ -357,3 +357,39 @@ class Config:
                              f"not {self.record_queries!r}")
         if self.record_path is not None and not self.record:
             raise UsageError("--record FILE and --no-record contradict each other")
+
+
+#: the exit codes of every command: 0 done (READY, no alert), 1 a failing check, fix or alert, 2 bad input
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def make_config(args, target=None) -> Config:
+    """The Config of parsed command-line ``args`` (an argparse.Namespace of tui.cli's parser, or one built
+    as it builds them); ``target`` instead of resolving ``args.dsn``. Here, below tui.cli and the commands
+    it dispatches to (the demo among them), so that they need not import tui.cli."""
+    env_state = os.environ.get("PGPREFLIGHT_STATE_DIR")
+    state_dir = args.state_dir or (Path(env_state) if env_state else default_state_dir())
+    no_color = bool(args.no_color or os.environ.get("NO_COLOR"))
+    kw = {}
+    kw["from_memory"] = frozenset(k for k in ("checklist", "app_root", "backup_dir", "crontab_file")
+                                  if getattr(args, k, None) is None)
+    if getattr(args, "refresh", None):
+        kw["refresh"] = args.refresh
+    if getattr(args, "record", None) is not None and getattr(args, "no_record", False):
+        raise UsageError("--record FILE and --no-record contradict each other")
+    kw["record"] = not getattr(args, "no_record", False)
+    if getattr(args, "record", None) is not None:
+        kw["record_path"] = Path(args.record).expanduser()
+    kw["record_queries"] = getattr(args, "record_queries", None) or "normalized"
+    return Config(
+        target=target if target is not None else resolve_target(args.dsn),
+        read_only=bool(args.read_only),
+        state_dir=Path(state_dir).expanduser(),
+        connect_timeout=args.connect_timeout or 5.0,
+        checklist=args.checklist,
+        app_root=(args.app_root or Path.cwd()).expanduser(),
+        backup_dir=args.backup_dir.expanduser() if args.backup_dir else None,
+        crontab_file=args.crontab_file.expanduser() if getattr(args, "crontab_file", None) else None,
+        no_color=no_color,
+        **kw,
+    )

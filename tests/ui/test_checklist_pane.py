@@ -61,6 +61,14 @@ async def test_pane_verifies_in_a_worker_and_on_v(pane_config):
         await pilot.press("v")
         await wait_for(pilot, lambda: pane.runs >= 2, what="the run after v")
         await wait_for(pilot, lambda: len(app.checked) >= 2, what="ChecklistChecked after v")
+        assert pane.service.last_run.reused == ()  # v: every probe again
+        # the periodic re-verify reuses what reads only the catalogs and settings (none changed)
+        pane.refresh_results()
+        await wait_for(pilot, lambda: pane.runs >= 3 and not pane.running, what="the periodic re-verify")
+        reused = set(pane.service.last_run.reused)
+        assert {"indexes.extraction_analytics", "integrity.balance_check", "performance.slow_query_log"} <= reused
+        assert "pool.max" not in reused and "pool.max" in pane.service.last_run.probed  # files: always
+        assert pane.view.item("indexes.extraction_analytics").status == "fail"
 
 
 async def test_tick_on_a_real_manual_item_passes_it_and_its_criterion(pane_config):

@@ -5,7 +5,7 @@ Every database probe runs in its own READ ONLY transaction under its own ``SET L
 statement_timeout``, so a slow probe cannot stall the others and no probe can write. A probe that
 names a missing table fails with that reason; any other database error makes that item ``error`` and
 the rest still run. Identifiers from files or from the database are passed as parameters
-(``to_regclass(quote_ident($1))``) or quoted by :func:`qident`, never pasted into SQL. The only SQL
+(``to_regclass(quote_ident($1))``) or quoted by :func:`tui.db.catalog.quote_ident`, never pasted into SQL. The only SQL
 text taken verbatim is the SQL written in the checklist file itself (``sql`` and ``explain`` probes):
 a checklist file is trusted like code.
 
@@ -13,7 +13,8 @@ Probe kinds and their parameters (every kind also takes ``on_fail = "warn"`` and
 
 - ``sql``: ``query``; ``expect = "empty"`` (rows are findings: fail listing the first column),
   ``"nonempty"``, ``"status"`` (the row's ``status`` and ``detail`` columns), or ``op`` + ``value``
-  on the first column of the first row.
+  on the first column of the first row. ``inputs = ["catalog"]`` (and/or ``"settings"``) says the result
+  depends on nothing else, so the check service may reuse it until they change (tui.checklist.reuse).
 - ``table_exists``: ``table`` or ``tables`` (``"schema.t"`` allowed, ``"a|b"`` for alternatives).
 - ``columns``: ``table`` + ``columns = {name = "type"}``, or ``tables = [{table, columns}]``; ``exact``.
 - ``index_exists``: ``table``, ``indexes = [{name, columns = ["col DESC", "lower(email)"], unique?,
@@ -64,8 +65,12 @@ import asyncpg
 from tui.checklist import hostfiles
 from tui.checklist.spec import Checklist, Item
 from tui.checklist.state import ChecklistState, parse_iso
+from tui.db.catalog import (index_label, match_index, norm_check, norm_expr, quote_ident, resolve_table,
+                            split_name, table_indexes)
 from tui.model.checklist import ERROR, FAIL, MANUAL, PASS, WARN, ItemResult
 from tui.model.format import clean_text
+
+qident = quote_ident  # the name tests and older callers know
 
 OP_SYMBOL = {"==": "=", "!=": "≠", "<": "<", "<=": "≤", ">": ">", ">=": "≥"}
 NO_DB_KINDS = {"file_pattern", "backup_files", "last_run", "manual", "items"}
@@ -86,29 +91,6 @@ class ProbeContext:
 
 class ProbeFailed(Exception):
     """A probe found a problem that is a failure (e.g. a missing table), not an error."""
-
-
-def qident(name: str) -> str:
-    """Quote an identifier for SQL (as quote_ident, always quoted)."""
-    if "\x00" in name:
-        raise ValueError("identifier contains NUL")
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _split_name(name: str) -> tuple[str | None, str]:
-    if "." in name and not name.startswith('"'):
-        schema, _, rel = name.partition(".")
-        return schema, rel
-    return None, name.strip('"')
-
-
-async def resolve_table(conn, name: str, schema: str | None = None) -> int | None:
-    """The oid of a table named by a file (``t`` or ``schema.t``), through parameters only."""
-    s, rel = _split_name(name)
-    s = s or schema
-    if s:
-        return await conn.fetchval("SELECT to_regclass(quote_ident($1) || '.' || quote_ident($2))::oid", s, rel)
-    return await conn.fetchval("SELECT to_regclass(quote_ident($1))::oid", rel)
 
 
 def _compare(actual: Any, op: str, expected: Any) -> bool:
@@ -281,79 +263,6 @@ async def probe_columns(conn, item: Item, ctx: ProbeContext):
 
 
 # ----------------------------------------------------------------------------------------- indexes
-_COL_RE = re.compile(r"^(?P<expr>.*?)(?:\s+(?P<dir>ASC|DESC))?(?:\s+NULLS\s+(?P<nulls>FIRST|LAST))?\s*$", re.I | re.S)
-
-
-def _norm_expr(e: str) -> str:
-    e = e.strip().lower().replace('"', "")
-    e = re.sub(r"\s+", "", e)
-    while e.startswith("(") and e.endswith(")") and _balanced(e[1:-1]):
-        e = e[1:-1]
-    return e
-
-
-def _balanced(s: str) -> bool:
-    depth = 0
-    for ch in s:
-        depth += (ch == "(") - (ch == ")")
-        if depth < 0:
-            return False
-    return depth == 0
-
-
-def parse_index_column(text: str) -> tuple[str, bool, bool]:
-    """``"requested_at DESC"`` -> (expr, desc, nulls_first) with PostgreSQL's defaults."""
-    m = _COL_RE.match(text)
-    expr = m.group("expr") if m else text
-    desc = bool(m and (m.group("dir") or "").upper() == "DESC")
-    nulls = (m.group("nulls") or "").upper() if m else ""
-    nulls_first = desc if not nulls else nulls == "FIRST"
-    return _norm_expr(expr), desc, nulls_first
-
-
-def index_label(columns: list[str]) -> str:
-    return "(" + ", ".join(columns) + ")"
-
-
-_INDEX_SQL = """
-SELECT c.relname AS name, i.indisvalid AS valid, i.indisunique AS unique, am.amname AS method,
-       pg_get_expr(i.indpred, i.indrelid) AS pred,
-       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) AS k ORDER BY k) AS cols,
-       ARRAY(SELECT i.indoption[k - 1]::int FROM generate_series(1, i.indnkeyatts) AS k ORDER BY k) AS opts
-  FROM pg_index i
-  JOIN pg_class c ON c.oid = i.indexrelid
-  JOIN pg_am am ON am.oid = c.relam
- WHERE i.indrelid = $1
- ORDER BY c.relname"""
-
-
-async def table_indexes(conn, oid: int) -> list[dict]:
-    out = []
-    for r in await conn.fetch(_INDEX_SQL, oid):
-        keys = tuple((_norm_expr(c), bool(o & 1), bool(o & 2)) for c, o in zip(r["cols"], r["opts"]))
-        out.append({"name": r["name"], "valid": r["valid"], "unique": r["unique"], "method": r["method"],
-                    "pred": _norm_expr(r["pred"]) if r["pred"] else None, "keys": keys})
-    return out
-
-
-def match_index(want: dict, indexes: list[dict]) -> dict | None:
-    """The index that has the wanted columns, order and expressions (and method, predicate, uniqueness
-    when the item says them), whatever it is called. Invalid indexes match too: the caller reports them."""
-    keys = tuple(parse_index_column(c) for c in want["columns"])
-    method = want.get("using", "btree")
-    pred = _norm_expr(want["where"]) if want.get("where") else None
-    best = None
-    for ix in indexes:
-        if ix["keys"] != keys or ix["method"] != method or ix["pred"] != pred:
-            continue
-        if want.get("unique") and not ix["unique"]:
-            continue
-        if ix["valid"]:
-            return ix
-        best = best or ix
-    return best
-
-
 async def probe_index_exists(conn, item: Item, ctx: ProbeContext):
     p = item.probe.params
     table = p["table"]
@@ -392,15 +301,6 @@ SELECT c.conname, c.contype::text AS contype, c.convalidated, c.confrelid,
 _TYPE_NAMES = {"check": "c", "unique": "u", "primary_key": "p", "foreign_key": "f", "not_null": None}
 
 
-def _norm_check(expr: str) -> str:
-    e = expr.strip()
-    e = re.sub(r"\s+NOT\s+VALID\s*$", "", e, flags=re.I)
-    e = re.sub(r"^CHECK\s*", "", e, flags=re.I).lower()
-    # the server shows literals with casts: (total < (1000)::numeric)
-    e = re.sub(r"::\"?[a-z_][a-z0-9_]*\"?(\s+(varying|precision|with(out)?\s+time\s+zone))?(\[\])?", "", e)
-    return re.sub(r"[\s()\"]", "", e)
-
-
 async def _check_constraint(conn, spec: dict, schema: str | None) -> tuple[str | None, str]:
     """(problem or None, description)."""
     table, ctype = spec["table"], spec.get("type", "check")
@@ -419,10 +319,10 @@ async def _check_constraint(conn, spec: dict, schema: str | None) -> tuple[str |
         return ("; ".join(probs) or None), f"NOT NULL {table}({', '.join(cols)})"
     cons = await conn.fetch(_CONSTRAINT_SQL, oid)
     if ctype == "check":
-        want = _norm_check(spec["expression"])
+        want = norm_check(spec["expression"])
         desc = f"CHECK ({spec['expression']}) on {table}"
         for c in cons:
-            if c["contype"] == "c" and _norm_check(c["def"]) == want:
+            if c["contype"] == "c" and norm_check(c["def"]) == want:
                 if not c["convalidated"]:
                     return f"{desc} exists as {c['conname']} but is NOT VALID (existing rows unchecked)", desc
                 return None, f"{desc} ({c['conname']})"
@@ -446,7 +346,7 @@ async def _check_constraint(conn, spec: dict, schema: str | None) -> tuple[str |
     if ctype == "unique":  # a unique index does the same job
         for ix in await table_indexes(conn, oid):
             if ix["unique"] and ix["valid"] and ix["pred"] is None and sorted(k[0] for k in ix["keys"]) == sorted(
-                    _norm_expr(c) for c in cols):
+                    norm_expr(c) for c in cols):
                 return None, f"{desc} (unique index {ix['name']})"
     return f"missing: {desc}", desc
 
@@ -477,13 +377,22 @@ def _libraries(setting: str) -> list[str]:
 async def probe_extension(conn, item: Item, ctx: ProbeContext):
     p = item.probe.params
     name = p["name"]
+    # pg_available_extensions reads every extension's control file on the server, pg_settings builds a
+    # row of every setting: each is asked only when the answer needs it
+    preload_needed = bool(p.get("preload"))
     row = await conn.fetchrow(
-        "SELECT (SELECT extversion FROM pg_extension WHERE extname = $1) AS installed, "
-        "EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = $1) AS available, "
-        "current_database() AS db, "
-        "(SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries') AS preload, "
-        "(SELECT pending_restart FROM pg_settings WHERE name = 'shared_preload_libraries') AS pending", name)
-    installed, preload_needed = row["installed"], bool(p.get("preload"))
+        "SELECT e.extversion AS installed, current_database() AS db, "
+        "       CASE WHEN e.extversion IS NULL THEN EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = $1) "
+        "            ELSE true END AS available "
+        "  FROM (SELECT 1) one LEFT JOIN pg_extension e ON e.extname = $1", name)
+    preload, pending = None, False
+    if preload_needed:  # hidden from roles without pg_read_all_settings: current_setting says so
+        preload, _hidden = await _try(conn, "SELECT current_setting('shared_preload_libraries')")
+        if preload is not None and name not in _libraries(preload):
+            pending = bool(await conn.fetchval(
+                "SELECT pending_restart FROM pg_settings WHERE name = 'shared_preload_libraries'"))
+    row = {**dict(row), "preload": preload, "pending": pending}
+    installed = row["installed"]
     if preload_needed and row["preload"] is None:  # pg_settings hides it from roles without the privilege
         role = await conn.fetchval("SELECT quote_ident(current_user)")
         return ERROR, (f"cannot see shared_preload_libraries: GRANT pg_read_all_settings TO {role} "
@@ -582,11 +491,11 @@ async def probe_migrations(conn, item: Item, ctx: ProbeContext):
         qtable = await conn.fetchval("SELECT $1::oid::regclass::text", oid)  # quoted by the server
         col = p.get("version_column", "version")
         versions = {str(v).strip() for v in await conn.fetchval(
-            f"SELECT coalesce(array_agg({qident(col)}::text), '{{}}') FROM {qtable}")}
+            f"SELECT coalesce(array_agg({quote_ident(col)}::text), '{{}}') FROM {qtable}")}
         names_col = p.get("name_column")
         if names_col:
             versions |= {str(v).strip() for v in await conn.fetchval(
-                f"SELECT coalesce(array_agg({qident(names_col)}::text), '{{}}') FROM {qtable}")}
+                f"SELECT coalesce(array_agg({quote_ident(names_col)}::text), '{{}}') FROM {qtable}")}
         norm = {v.lstrip("0") or "0" for v in versions} | versions
 
         def applied(f: str) -> bool:
@@ -639,7 +548,7 @@ async def probe_explain(conn, item: Item, ctx: ProbeContext):
         raw = await conn.fetchval("EXPLAIN (FORMAT JSON) " + q["sql"])
         plan = json.loads(raw) if isinstance(raw, str) else raw
         root = plan[0]["Plan"]
-        _s, rel = _split_name(table)
+        _s, rel = split_name(table)
         scans = [nd for nd in _plan_nodes(root) if nd.get("Relation Name") == rel]
         used = [nd for nd in scans if nd.get("Node Type") in INDEX_NODES]
         if used:
@@ -1083,12 +992,17 @@ def rollup(item: Item, results: dict[str, ItemResult]) -> ItemResult:
 
 async def run_checklist(conn, checklist: Checklist, ctx: ProbeContext, *, only: Iterable[str] | None = None,
                         skip_kinds: Iterable[str] = (),
-                        on_result: Callable[[ItemResult], None] | None = None) -> dict[str, ItemResult]:
+                        on_result: Callable[[ItemResult], None] | None = None,
+                        given: dict[str, ItemResult] | None = None,
+                        on_probed: Callable[[Item, ItemResult], None] | None = None) -> dict[str, ItemResult]:
     """Run every item (or ``only`` those ids) in checklist order; ``items`` rollups last.
     A ticked item whose probe says ``manual`` passes ("ticked by …"). ``conn`` may be None: then the
-    database probes are ``error`` and the file and state probes still run."""
+    database probes are ``error`` and the file and state probes still run. ``given``: results to use
+    instead of running those items' probes (a re-verify's reused ones, as their probe said them: a tick
+    still applies). ``on_probed(item, result)``: each probe's own result, before a tick."""
     wanted = set(only) if only is not None else None
     skip = set(skip_kinds)
+    given = given or {}
     results: dict[str, ItemResult] = {}
     rollups = []
     for item in checklist.items():
@@ -1099,7 +1013,13 @@ async def run_checklist(conn, checklist: Checklist, ctx: ProbeContext, *, only: 
         if item.probe.kind == "items":
             rollups.append(item)
             continue
-        r = _apply_tick(await run_probe(conn, item, ctx), ctx)
+        if item.id in given:
+            raw = given[item.id]
+        else:
+            raw = await run_probe(conn, item, ctx)
+            if on_probed:
+                on_probed(item, raw)
+        r = _apply_tick(raw, ctx)
         results[item.id] = r
         if on_result:
             on_result(r)

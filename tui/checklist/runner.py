@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from tui.checklist.probes import ProbeContext, run_checklist
+from tui.checklist.reuse import NO_SIGNALS, ProbeCache, read_signals
 from tui.checklist.spec import Checklist, ChecklistError, Fix, load_checklist
 from tui.checklist.state import ChecklistState, DatabaseIdentity, fetch_identity, load_state, update_state
 from tui.model.checklist import PENDING, ChecklistView, ItemResult, ItemView, SectionView
@@ -164,6 +165,8 @@ class CheckRun:
     checked_at: float
     duration_s: float
     source: str = ""  # where the checklist choice came from (resolve_checklist)
+    probed: tuple[str, ...] = ()  # the items whose probe ran (roll-ups aside)
+    reused: tuple[str, ...] = ()  # the items whose last result was reused (tui.checklist.reuse)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results.values() if r.status == status)
@@ -175,16 +178,40 @@ class CheckRun:
 
 async def check_connection(conn, config, checklist: Checklist, *, skip_kinds: Iterable[str] = (),
                            only: Iterable[str] | None = None, save: bool = True,
-                           on_result: Callable[[ItemResult], None] | None = None) -> CheckRun:
-    """Run ``checklist`` on an open session; record the results in the state file."""
-    identity = await fetch_identity(conn)
+                           on_result: Callable[[ItemResult], None] | None = None,
+                           cache: ProbeCache | None = None, reuse: bool = False,
+                           identity: DatabaseIdentity | None = None) -> CheckRun:
+    """Run ``checklist`` on an open session; record the results in the state file.
+
+    ``cache``: each probe's result is kept there with its inputs' change signals (tui.checklist.reuse);
+    with ``reuse``, a result whose inputs did not change since is taken from it instead of probing again.
+    ``identity``: the session's database identity when the caller knows it already."""
+    if identity is None:
+        identity = await fetch_identity(conn)
     state = await asyncio.to_thread(load_state, config.state_dir, identity)
     ctx = ProbeContext(app_root=config.app_root, state=state,
                        statement_timeout_ms=min(int(config.statement_timeout_ms), 2000),
                        target_local=config.target.is_local, backup_dir=getattr(config, "backup_dir", None),
                        crontab_file=getattr(config, "crontab_file", None))
     t0 = time.perf_counter()
-    results = await run_checklist(conn, checklist, ctx, only=only, skip_kinds=skip_kinds, on_result=on_result)
+    signals, given, probed = NO_SIGNALS, {}, []
+    if cache is not None:
+        signals = await read_signals(conn)
+        if reuse:
+            wanted = set(only) if only is not None else None
+            for item in checklist.items():
+                if (wanted is None or item.id in wanted) and item.probe.kind not in skip_kinds:
+                    kept = cache.reusable(item, signals)
+                    if kept is not None:
+                        given[item.id] = kept
+
+    def on_probed(item, result: ItemResult) -> None:
+        probed.append(item.id)
+        if cache is not None:
+            cache.store(item, result, signals)
+
+    results = await run_checklist(conn, checklist, ctx, only=only, skip_kinds=skip_kinds, on_result=on_result,
+                                  given=given, on_probed=on_probed)
     duration = time.perf_counter() - t0
     if save:
         warnings = list(state.warnings)
@@ -200,7 +227,8 @@ async def check_connection(conn, config, checklist: Checklist, *, skip_kinds: It
                 f"were not recorded"]
         else:
             state.warnings = warnings + state.warnings
-    return CheckRun(checklist, identity, config.target.display, results, state, time.time(), duration)
+    return CheckRun(checklist, identity, config.target.display, results, state, time.time(), duration,
+                    probed=tuple(probed), reused=tuple(i for i in results if i in given))
 
 
 async def check_database(config, checklist: Checklist | None = None, **kw) -> CheckRun:
@@ -221,23 +249,25 @@ async def check_database(config, checklist: Checklist | None = None, **kw) -> Ch
         await conn.close()
 
 
-def fix_sql(fix: Fix | None) -> str | None:
-    """The exact SQL of a fix when the fixes package can say it without a database; else None."""
-    if fix is None:
+#: how the view learns a fix's SQL: (fix name, params) -> the exact SQL, or None. The fixes package sits
+#: above the checklist (it imports it), so the checklist never imports it: the caller hands in
+#: ``tui.fixes.describe`` (the TUI's check service does).
+DescribeFix = Callable[[str, dict], "str | None"]
+
+
+def fix_sql(fix: Fix | None, describe_fix: DescribeFix | None = None) -> str | None:
+    """The exact SQL of a fix when ``describe_fix`` can say it without a database; else None."""
+    if fix is None or describe_fix is None:
         return None
-    try:  # the fixes package is optional here; its API: describe(name, params) -> str | None
-        from tui import fixes  # noqa: F401
-        describe = getattr(fixes, "describe", None)
-        if describe is None:
-            return None
-        return describe(fix.name, dict(fix.params))
+    try:
+        return describe_fix(fix.name, dict(fix.params))
     except Exception:
         return None
 
 
 def build_view(checklist: Checklist, results: dict[str, ItemResult], state: ChecklistState | None,
                database: str, *, checked_at: float | None = None, running: bool = False,
-               error: str | None = None) -> ChecklistView:
+               error: str | None = None, describe_fix: DescribeFix | None = None) -> ChecklistView:
     sections = []
     for s in checklist.sections:
         items = []
@@ -250,7 +280,7 @@ def build_view(checklist: Checklist, results: dict[str, ItemResult], state: Chec
                 notes=state.notes_for(it.id) if state else (),
                 fix_name=it.fix.name if it.fix else None,
                 fix_params=dict(it.fix.params) if it.fix else {},
-                fix_sql=fix_sql(it.fix),
+                fix_sql=fix_sql(it.fix, describe_fix),
             ))
         sections.append(SectionView(s.id, s.title, tuple(items)))
     return ChecklistView(checklist.name, checklist.title, database, tuple(sections), checked_at, running, error)

@@ -44,7 +44,7 @@ SEVERITIES = ("critical", "high", "normal")
 
 # probe kind -> (required params: each entry is a name or a tuple of alternatives, known optional params)
 PROBE_KINDS: dict[str, tuple[tuple, tuple[str, ...]]] = {
-    "sql": (("query",), ("expect", "op", "value", "on_fail", "limit", "pass_detail")),
+    "sql": (("query",), ("expect", "op", "value", "on_fail", "limit", "pass_detail", "inputs")),
     "table_exists": ((("table", "tables"),), ("schema", "on_fail")),
     "columns": ((("table", "tables"),), ("columns", "schema", "exact", "on_fail")),
     "index_exists": (("table", "indexes"), ("schema", "on_fail")),
@@ -446,6 +446,10 @@ def _parse_probe(raw: dict, iid: str, file: str, line: int | None, lines: _Lines
     on_fail = params.get("on_fail", "fail")
     if on_fail not in ("fail", "warn"):
         raise ChecklistError(file, lines.key_line("on_fail", line), f"item {iid!r}: on_fail must be 'fail' or 'warn'")
+    bad_inputs = [x for x in params.get("inputs", ()) if x not in PROBE_INPUTS]
+    if bad_inputs:
+        raise ChecklistError(file, lines.key_line("inputs", line),
+                             f"item {iid!r}: inputs {bad_inputs[0]!r} is not one of {', '.join(PROBE_INPUTS)}")
     op = params.get("op")
     if op is not None and op not in OPS:
         raise ChecklistError(file, lines.key_line("op", line),
@@ -454,6 +458,11 @@ def _parse_probe(raw: dict, iid: str, file: str, line: int | None, lines: _Lines
 
 
 OPS = ("==", "!=", "<", "<=", ">", ">=", "between", "in", "not in")
+#: what an ``sql`` probe's result may depend on (its ``inputs``), so that the check service can reuse it
+#: until one of them changes: "catalog" (tables, columns, indexes, constraints, extensions, types,
+#: privileges: the system catalogs) and "settings" (the server's configuration). A query without
+#: ``inputs`` (statistics, sessions, sequence values, table rows, now()) runs on every verify.
+PROBE_INPUTS = ("catalog", "settings")
 
 
 def toml_type(v: Any) -> str:
@@ -490,7 +499,7 @@ PARAM_TYPES: dict[str, str] = {
     "limit": _INT, "expect_count": _INT, "max_bytes": _INT, "timeout_ms": _INT,
     "max_age_hours": _NUM, "warn_ratio": _NUM, "fail_ratio": _NUM, "window_hours": _NUM,
     "preload": _BOOL, "exact": _BOOL,
-    "refs": _STRS, "patterns": _STRS, "tables": _STRS, "columns": _STRS,
+    "refs": _STRS, "patterns": _STRS, "tables": _STRS, "columns": _STRS, "inputs": _STRS,
     "indexes": _TABLES, "queries": _TABLES, "constraints": _TABLES, "require": _TABLE,
 }
 PARAM_TYPES_BY_KIND: dict[tuple[str, str], str] = {

@@ -23,6 +23,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
+from tui.db.catalog import quote_ident
+
 MIGRATIONS_TABLE = "schema_migrations"
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -97,8 +99,6 @@ def migration_version(path: Path) -> tuple[str, str]:
     return version, name
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def dsn_with_database(dsn: str, dbname: str) -> str:

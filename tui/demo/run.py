@@ -130,8 +130,7 @@ def start_demo_spike(dsn: str, delay_s: float, *, say=_say, wait_for=None, **spi
 
 
 def run_demo(args) -> int:
-    from tui.cli import EXIT_OK, EXIT_USAGE, make_config
-    from tui.config import resolve_target
+    from tui.config import EXIT_OK, EXIT_USAGE, make_config, resolve_target
     from tui.demo.data import build_demo_database, write_app_dir
     from tui.demo.workload import start_in_thread
 

@@ -21,7 +21,8 @@ from tui.fixes import backup, connections, constraints, files, indexes, settings
 
 
 def describe(name: str, params: dict) -> str | None:
-    """The SQL of a fix without a database (tui.checklist.runner.fix_sql calls this); None when unknown."""
+    """The SQL of a fix without a database (handed to tui.checklist.runner.build_view as ``describe_fix``);
+    None when unknown."""
     try:
         return get_fix_class(name)(params).describe()
     except FixError:

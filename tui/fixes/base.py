@@ -41,6 +41,7 @@ import asyncpg
 from tui import audit
 from tui.checklist.state import DatabaseIdentity, fetch_identity, record_fix_run
 from tui.config import Config, Target, TargetError
+from tui.db.catalog import quote_ident  # noqa: F401  (the fixes import it from here too)
 from tui.db.connect import connect
 from tui.model.fixes import Choice, FixResult, Plan, Precondition, Progress
 
@@ -102,9 +103,7 @@ class LockNotTaken(Exception):
 
 
 # ------------------------------------------------------------------------------------------ quoting
-def quote_ident(name: str) -> str:
-    """An SQL identifier, always quoted (so no name is ever pasted raw)."""
-    return '"' + str(name).replace('"', '""') + '"'
+# quote_ident is tui.db.catalog's (imported above): one quoter for the probes and the fixes
 
 
 def quote_literal(value: str) -> str:

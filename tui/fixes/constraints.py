@@ -9,7 +9,7 @@ import re
 
 import asyncpg
 
-from tui.checklist.probes import _norm_check, resolve_table
+from tui.db.catalog import norm_check, resolve_table
 from tui.fixes.base import (Fix, FixContext, FixError, LockNotTaken, human_bytes, human_seconds, lock_precondition,
                             lock_retry_timeouts, need_primary, need_table_owner, qualified, quote_ident, register,
                             with_lock_retries)
@@ -107,9 +107,9 @@ class AddCheckConstraint(Fix):
             rows = await ctx.control.fetch(
                 "SELECT conname, contype::text AS type, convalidated AS valid, pg_get_constraintdef(oid) AS def "
                 "  FROM pg_constraint WHERE conrelid = $1 ORDER BY conname", oid)
-        want = _norm_check(self.expression)
+        want = norm_check(self.expression)
         for r in rows:
-            if r["type"] == "c" and _norm_check(r["def"]) == want:
+            if r["type"] == "c" and norm_check(r["def"]) == want:
                 self.cname = r["conname"]
                 return r
         return next((r for r in rows if r["conname"] == self.cname), None)

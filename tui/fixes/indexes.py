@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from tui.checklist.probes import match_index, resolve_table, table_indexes
+from tui.db.catalog import match_index, resolve_table, table_indexes
 from tui.fixes.base import (DEFAULT_LOCK_TIMEOUT_MS, Fix, FixCancelled, FixContext, FixError, human_bytes, human_seconds, need_primary,
                             need_table_owner, qualified, quote_ident, register)
 from tui.fixes.constraints import _check_expression

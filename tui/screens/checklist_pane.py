@@ -1,15 +1,16 @@
 """The checklist pane: a self-contained container the app puts in a tab.
 
-It opens its own session (application_name pgpreflight/check), runs the checks in a worker (never
-in a message handler), verifies again every ``config.checklist_refresh`` seconds and on `v`, and
-keeps ticks and notes in the state file. `f` on an item posts ``ChecklistTree.FixRequested`` up:
-the screen that owns fixes handles it, then calls :meth:`ChecklistPane.verify` again.
+It draws what its check service (tui.checklist.service.CheckService: the session, the runs, the state
+file) holds. It asks the service to run in a worker (never in a message handler): at start, every
+``config.checklist_refresh`` seconds (a re-verify that reuses what cannot have changed) and on `v`
+(everything again); a tick or a note goes to the state file through the service, and the item and
+its roll-ups are verified again. `f` on an item posts ``ChecklistTree.FixRequested`` up: the screen
+that owns fixes handles it, then calls :meth:`ChecklistPane.verify` again.
 
 Runs stand-alone too (``ChecklistPane(config)`` in any App), and with ``canned=`` results for tests.
 """
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Iterable
 
@@ -21,9 +22,11 @@ from textual.message import Message
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the checklist machinery is imported when the pane starts, not for the first frame
+    from tui.checklist.runner import CheckRun
+    from tui.checklist.service import CheckService
     from tui.checklist.spec import Checklist
     from tui.checklist.state import ChecklistState, DatabaseIdentity
-from tui.config import Config, TargetError
+from tui.config import Config
 from tui.model.checklist import ChecklistView, ItemResult
 from widgets.checklist_tree import ChecklistProgress, ChecklistTree, ItemDetailsScreen, NoteScreen
 
@@ -36,6 +39,13 @@ class ChecklistChecked(Message):
         self.view = view
 
 
+def describe_fix(name: str, params: dict) -> str | None:
+    """A fix's SQL for the details screen: tui.fixes, imported on first use (not for the first frame)."""
+    from tui.fixes import describe
+
+    return describe(name, params)
+
+
 class ChecklistPane(Vertical):
     DEFAULT_CSS = """
     ChecklistPane { height: 1fr; }
@@ -45,22 +55,81 @@ class ChecklistPane(Vertical):
                  canned: tuple[dict[str, ItemResult], ChecklistState] | None = None,
                  autorun: bool = True, id: str | None = "checklist-pane") -> None:
         super().__init__(id=id)
-        self.config = config
-        self.checklist: Checklist | None = checklist
-        self.load_error: str | None = None
-        self.results: dict[str, ItemResult] = {}
-        self.state: ChecklistState | None = None
-        self.identity: DatabaseIdentity | None = None
+        self._config = config
+        self._checklist = checklist
         self.canned = canned
         self.autorun = autorun and canned is None
-        self.running = False
-        self.last_error: str | None = None
-        self.checked_at: float | None = None
-        self.last_duration: float | None = None
-        self.runs = 0
-        self.source = "--checklist" if config.checklist else ""
         self.signoff_line = ""  # "sign-off written to PATH · READY" after S
-        self._conn = None
+        self._service: CheckService | None = None
+        self._wanted: tuple[set[str] | None, bool] | None = None  # the run asked for next: (only, reuse)
+        self._pumping = False
+
+    @property
+    def service(self) -> CheckService:
+        """The check service (made on first use: the checklist machinery is not needed for the first frame)."""
+        if self._service is None:
+            from tui.checklist.service import CheckService
+
+            self._service = CheckService(self._config, checklist=self._checklist, canned=self.canned,
+                                         describe_fix=describe_fix)
+        return self._service
+
+    # what the app, the preflight flow and tests read: the service's
+    @property
+    def config(self) -> Config:
+        return self._service.config if self._service is not None else self._config
+
+    @property
+    def checklist(self) -> Checklist | None:
+        return self._service.checklist if self._service is not None else self._checklist
+
+    @checklist.setter
+    def checklist(self, value: Checklist | None) -> None:
+        self.service.checklist = value
+
+    @property
+    def results(self) -> dict[str, ItemResult]:
+        return self.service.results
+
+    @results.setter
+    def results(self, value: dict[str, ItemResult]) -> None:
+        self.service.results = value
+
+    @property
+    def state(self) -> ChecklistState | None:
+        return self.service.state
+
+    @property
+    def identity(self) -> DatabaseIdentity | None:
+        return self.service.identity
+
+    @property
+    def source(self) -> str:
+        return self.service.source
+
+    @property
+    def load_error(self) -> str | None:
+        return self.service.load_error
+
+    @property
+    def last_error(self) -> str | None:
+        return self.service.last_error
+
+    @property
+    def checked_at(self) -> float | None:
+        return self.service.checked_at
+
+    @property
+    def last_duration(self) -> float | None:
+        return self.service.last_duration
+
+    @property
+    def runs(self) -> int:
+        return self.service.runs
+
+    @property
+    def running(self) -> bool:
+        return self._pumping
 
     def compose(self) -> ComposeResult:
         yield ChecklistProgress()
@@ -83,44 +152,29 @@ class ChecklistPane(Vertical):
         self._load()
 
     def start(self) -> None:
-        """Load the checklist, draw it, verify it now and every checklist_refresh seconds."""
+        """Load the checklist, draw it, verify it now and again every checklist_refresh seconds."""
         if self._started or not self.is_mounted:
             return
         self._started = True
         self._load()
         if self.autorun and self.load_error is None:
             self.verify()
-            self.set_interval(self.config.checklist_refresh, self.verify, name="checklist-refresh")
+            self.set_interval(self.config.checklist_refresh, self.refresh_results, name="checklist-refresh")
 
     def _load(self) -> None:
-        from tui.checklist.runner import checklist_for
-        from tui.checklist.spec import ChecklistError
-
-        if self.checklist is None and (self.config.checklist or not self.autorun):
-            # without --checklist the database's own choice (remembered, or its pgpreflight.checklist
-            # setting) is resolved on the first run, once there is a session
-            try:
-                self.checklist = checklist_for(self.config)
-            except ChecklistError as e:
-                self.load_error = str(e)
-        if self.canned is not None:
-            self.results, self.state = dict(self.canned[0]), self.canned[1]
-            self.identity = self.state.identity
-            self.checked_at = max((r.checked_at for r in self.results.values()), default=None)
+        # without --checklist the database's own choice (remembered, or its pgpreflight.checklist
+        # setting) is resolved on the first run, once there is a session
+        self.service.load(need=not self.autorun)
         self.redraw()
 
     async def on_unmount(self) -> None:
-        await self._close()
+        if self._service is not None:
+            await self._service.close()
 
     # -- drawing ---------------------------------------------------------------------------
     @property
     def view(self) -> ChecklistView:
-        from tui.checklist.runner import build_view
-
-        if self.checklist is None:
-            return ChecklistView("?", "checklist", self.config.target.display, (), error=self.load_error)
-        return build_view(self.checklist, self.results, self.state, self.config.target.display,
-                          checked_at=self.checked_at, running=self.running, error=self.last_error)
+        return self.service.view(running=self.running)
 
     def redraw(self) -> None:
         view = self.view
@@ -139,74 +193,49 @@ class ChecklistPane(Vertical):
 
     # -- running ---------------------------------------------------------------------------
     def verify(self, only: Iterable[str] | None = None) -> None:
-        """Verify again now (all items, or ``only`` those ids). Runs never overlap."""
+        """Verify again now, everything (or ``only`` those ids) probed afresh. A request that comes while
+        a run is in progress runs right after it (requests meanwhile are merged)."""
+        self._ask(set(only) if only is not None else None, reuse=False)
+
+    def refresh_results(self) -> None:
+        """The periodic re-verify: results whose inputs cannot have changed are reused."""
+        self._ask(None, reuse=True)
+
+    def _ask(self, only: set[str] | None, reuse: bool) -> None:
         if self.canned is not None or self.load_error is not None:
             return
         if self.checklist is None and only is not None:
             return
-        if self.running:
-            return
-        self._run(list(only) if only is not None else None)
+        if self._wanted is None:
+            self._wanted = (only, reuse)
+        else:  # merged: everything wins over some, asked-for (no reuse) over the periodic
+            was, was_reuse = self._wanted
+            self._wanted = (None if was is None or only is None else was | only, was_reuse and reuse)
+        if not self._pumping:
+            self._pumping = True
+            self.redraw()
+            self._run()
 
-    async def _session(self):
-        if self._conn is not None and not self._conn.is_closed():
-            return self._conn
-        from tui.db.connect import connect
-
-        self._conn = await connect(self.config.target, timeout=self.config.connect_timeout, role="check",
-                                   statement_timeout_ms=self.config.statement_timeout_ms)
-        return self._conn
-
-    async def _close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None and not conn.is_closed():
-            try:
-                await asyncio.wait_for(conn.close(), 2)
-            except Exception:
-                conn.terminate()
-
-    @work(exclusive=True, group="checklist", exit_on_error=False)
-    async def _run(self, only: list[str] | None) -> None:
-        from tui.checklist.runner import check_connection
-        self.running = True
-        self.redraw()
+    @work(group="checklist", exit_on_error=False)
+    async def _run(self) -> None:
         try:
-            conn = await self._session()
-            if self.checklist is None:
-                from tui.checklist.runner import resolve_checklist
-                from tui.checklist.spec import ChecklistError
+            while self._wanted is not None:
+                (only, reuse), self._wanted = self._wanted, None
+                first = self.runs == 0
+                run = await self.service.run(only, reuse=reuse)
+                self._ran(run, first)
+        finally:
+            self._pumping = False
+            self.redraw()
 
-                try:
-                    resolved = await resolve_checklist(conn, self.config)
-                except ChecklistError as e:
-                    self.load_error = str(e)
-                    return
-                self.config, self.checklist = resolved.config, resolved.checklist
-                self.source = resolved.source
-            run = await check_connection(conn, self.config, self.checklist, only=only)
-            if only is None:
-                self.results = dict(run.results)
-            else:
-                self.results.update(run.results)
-            self.state, self.identity = run.state, run.identity
-            self.last_duration = run.duration_s
-            self.checked_at = run.checked_at
-            self.last_error = None
+    def _ran(self, run: CheckRun | None, first: bool) -> None:
+        if run is not None:
             for w in run.state.warnings:
                 self.notify(w, severity="warning", timeout=10)
-        except TargetError as e:
-            self.last_error = f"cannot verify: {e.reason}"
-            await self._close()
-        except Exception as e:  # connection lost mid-run and the like: keep the last results
-            self.last_error = f"cannot verify: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            await self._close()
-        finally:
-            self.running = False
-            self.runs += 1
-            self.redraw()
-            if self.runs == 1 and self.results:
-                self.query_one(ChecklistTree).place_cursor_on_first_open()
-            self.post_message(ChecklistChecked(self.view))
+        self.redraw()
+        if first and self.results:
+            self.query_one(ChecklistTree).place_cursor_on_first_open()
+        self.post_message(ChecklistChecked(self.view))
 
     def show_signoff(self, line: str) -> None:
         self.signoff_line = line
@@ -215,43 +244,35 @@ class ChecklistPane(Vertical):
     def use_checklist(self, name: str) -> bool:
         """Switch to checklist ``name`` (chosen in the TUI): it is remembered for this database with the
         app root, and verified now."""
-        from dataclasses import replace
-
-        from tui.checklist.runner import remember_choice
-        from tui.checklist.spec import ChecklistError, load_checklist
+        from tui.checklist.service import StateError
+        from tui.checklist.spec import ChecklistError
 
         try:
-            checklist = load_checklist(name)
+            self.service.use_checklist(name)
         except ChecklistError as e:
             self.notify(str(e), severity="error")
             return False
-        config = replace(self.config, checklist=name)
-        if self.identity is not None and not self._change_state(lambda st: remember_choice(st, config)):
+        except StateError as e:
+            self.notify(e.message, severity=e.severity)
             return False
-        self.config, self.checklist, self.source = config, checklist, "chosen here"
-        self.results = {}
-        self.load_error = None
         self.redraw()
-        self._run(None)
+        self.verify()
         self.notify(f"checklist {name}: remembered for this database", timeout=4)
         return True
 
     # -- keys from the tree -----------------------------------------------------------------
     def _rerun_with_rollups(self, item_id: str) -> None:
-        if self.checklist is None:
-            return
-        ids = {item_id} | {i.id for i in self.checklist.items() if i.probe.kind == "items"}
-        self.verify(only=ids)
+        if self.checklist is not None:
+            self.verify(only=self.service.affected([item_id]))
 
     def _change_state(self, change) -> bool:
-        from tui.checklist.state import update_state
-        if self.identity is None:
-            self.notify("not verified yet: the database identity is not known", severity="warning")
-            return False
+        """``change`` the state file through the service; a problem is one notice."""
+        from tui.checklist.service import StateError
+
         try:
-            self.state = update_state(self.config.state_dir, self.identity, change)
-        except OSError as e:
-            self.notify(f"cannot write the checklist state: {e.strerror or e}", severity="error")
+            self.service.change_state(change)
+        except StateError as e:
+            self.notify(e.message, severity=e.severity)
             return False
         return True
 
