@@ -178,11 +178,12 @@ def run_monitor(cfg: Config) -> int:
     from tui.db.first_poll import FirstPoll
 
     first = FirstPoll(cfg).start()  # connects and polls on its own thread while Textual is imported
-    from tui.screens.app import PreflightApp
+    import tui.screens.app  # noqa: F401  (imported while the first poll runs)
 
-    _identity, prefetched = first.result()  # a bad target: TargetError, one line and exit 2
-    PreflightApp(cfg, prefetched=prefetched).run()
-    return EXIT_OK
+    identity, prefetched = first.result()  # a bad target: TargetError, one line and exit 2
+    from tui.screens.app import run_app
+
+    return run_app(cfg, identity, prefetched=prefetched)
 
 
 def run_snapshot(cfg: Config, fmt_name: str) -> int:

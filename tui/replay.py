@@ -594,3 +594,29 @@ def run_replay_command(args) -> int:
 
 
 __all__ = ["Recording", "Replayer", "Round", "State", "rebase", "parse_time", "run_replay_command"]
+
+
+def run_replay_tui(path, args) -> int:
+    """``replay FILE``: the same TUI on a recording. Every pane shows what was live then, the graphs
+    cover the recording, the header says REPLAY and the recorded time; nothing connects to a server
+    and nothing writes (read-only; the checklist is not run)."""
+    from dataclasses import replace
+
+    from tui.config import Config, make_config, resolve_target
+
+    try:
+        cfg = make_config(args, target=resolve_target("postgresql://replay@localhost/replay", env={}))
+    except Exception:
+        cfg = Config(target=resolve_target("postgresql://replay@localhost/replay", env={}))
+    cfg = replace(cfg, read_only=True, record=False)
+    rec = Recording(path)
+    replayer = Replayer(rec, speed=float(getattr(args, "speed", None) or 1.0))
+    from tui.screens.app import PreflightApp
+
+    app = PreflightApp(cfg, source=replayer, poll=True)
+    app.target_display = f"{rec.target or rec.path.name} (recorded)"
+    try:
+        app.run()
+    finally:
+        rec.close()
+    return 0

@@ -84,6 +84,14 @@ KEYS: dict[str, tuple[int, str]] = {
     "refresh": (41, "Refresh"),
     "checklist": (42, "Checklist"),
     "alerts": (43, "Alerts"),
+    "timeline": (44, "Graphs"),
+    "demo.spike": (45, "Spike"),
+    "timeline.window": (10, "Window"),
+    "replay.next": (20, "Next"),
+    "replay.previous": (21, "Prev"),
+    "replay.forward": (22, "+1m"),
+    "replay.back": (23, "-1m"),
+    "replay.goto": (24, "Go to"),
 }
 
 # Textual's modal screens cut the app's bindings off (Screen._modal_binding_chain): a modal that

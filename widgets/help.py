@@ -33,7 +33,7 @@ TITLES = {
     "PreflightPlanScreen": "The combined plan (F)", "PreflightPanel": "The combined run",
     "SignoffScreen": "The sign-off (S)", "ConfirmSignalScreen": "Cancel / terminate", "ItemDetailsScreen": "Details",
     "NoteScreen": "A note", "QueryDetailScreen": "The full query",
-    "AlertsScreen": "Alerts (a)",
+    "AlertsScreen": "Alerts (a)", "TimelinePane": "Timeline (6 or g)", "GotoTimeScreen": "Go to a time (G)",
 }
 
 # binding id → what the help says, where the binding's own description is too short for it

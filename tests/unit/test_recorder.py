@@ -132,19 +132,19 @@ def test_codec_is_generic_over_fields(monkeypatch):
     """A ServerInfo that grew fields (as another change adds them) is recorded and read back whole."""
     @dataclasses.dataclass(frozen=True)
     class ServerInfoGrown(ServerInfo):
-        by_state: tuple = ()
+        by_shard: tuple = ()
         oldest_xact_at: datetime | None = None
         oldest_xact_query: str = ""
 
     grown = ServerInfoGrown(**{f.name: getattr(server(), f.name) for f in dataclasses.fields(ServerInfo)},
-                            by_state=(("active", 2),), oldest_xact_at=T0,
+                            by_shard=(("active", 2),), oldest_xact_at=T0,
                             oldest_xact_query=f"UPDATE users SET x = 1 WHERE email = '{EMAIL}'")
     monkeypatch.setitem(R.types(), "ServerInfoGrown", ServerInfoGrown)
     enc = R.encode(E.ServerPolled(grown), queries="normalized")
-    assert enc["info"]["by_state"] == [["active", 2]]
+    assert enc["info"]["by_shard"] == [["active", 2]]
     assert EMAIL not in json.dumps(enc)  # a *_query field is SQL: normalized too
     back = R.decode(enc)
-    assert back.info.oldest_xact_at == T0 and back.info.by_state == (("active", 2),)
+    assert back.info.oldest_xact_at == T0 and back.info.by_shard == (("active", 2),)
     enc["info"]["$"] = "ServerInfo"  # read by a version without those fields
     assert R.decode(enc).info == server()
 

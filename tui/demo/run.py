@@ -129,6 +129,26 @@ def start_demo_spike(dsn: str, delay_s: float, *, say=_say, wait_for=None, **spi
                        on_error=say, **spike_kw).start()
 
 
+async def _identity(cfg) -> dict:
+    from tui.db.connect import connect, target_identity
+
+    conn = await connect(cfg.target, timeout=cfg.connect_timeout, role="check")
+    try:
+        return await target_identity(conn)
+    finally:
+        await conn.close()
+
+
+def _spike_for(cfg):
+    """The App's key L: one launch spike on the demo database, its summary line as the result."""
+    from tui.demo.spike import Spike
+
+    async def spike(progress) -> str:
+        return (await Spike(cfg).run(progress=progress)).line()
+
+    return spike
+
+
 def run_demo(args) -> int:
     from tui.config import EXIT_OK, EXIT_USAGE, make_config, resolve_target
     from tui.demo.data import build_demo_database, write_app_dir
@@ -198,6 +218,7 @@ def run_demo(args) -> int:
         from tui.screens.app import PreflightApp
 
         app = PreflightApp(cfg)
+        app.spike = _spike_for(cfg)
         app_box.append(app)
         if spike_at is not None:  # counted from when the App (and so its monitor) runs; said as toasts
             def toast(line: str) -> None:
@@ -208,7 +229,9 @@ def run_demo(args) -> int:
 
             spike = start_demo_spike(dsn, spike_at, say=toast, wait_for=lambda: bool(app.is_running))
         if not stop.is_set():
-            app.run()
+            from tui.screens.app import run_app
+
+            return run_app(cfg, asyncio.run(_identity(cfg)), app=app)
         return EXIT_OK
     except KeyboardInterrupt:
         return EXIT_OK

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
 import time
 
 from textual import work
@@ -25,6 +26,7 @@ from tui.config import Config, TargetError
 from tui.db.connect import connect
 from tui.model import events as E
 from tui.model.digest import TimelineDigest
+from tui.model.series import Timeline
 from tui.model.signals import cancel_refusal
 from tui.model.snapshot import REMOTE_HOST_MESSAGE, ConnectionState, Snapshot
 from tui.screens.messages import ConnectionChanged, PanePolled, PartTurnedOff, ServerPolled, SessionsSignalled
@@ -41,6 +43,7 @@ from widgets.footer import KeyFooter
 from widgets.help import HelpScreen
 from widgets.header import ServerHeader
 from widgets.host import HostPane
+from widgets.timeline import TimelinePane
 from widgets.session_detail import SessionDetailScreen
 from widgets.slow_queries import SlowQueriesPane
 from widgets.table_sizes import TableSizesPane
@@ -49,6 +52,7 @@ OFF_SCREEN_HOST_S = 60.0  # the host off screen: once a minute, for the disk ale
 POLL_LOCK_TIMEOUT_MS = 500  # the detail's lock query must not queue behind a migration's lock for long
 ALERT_LOG_KEEP = 200  # raised and cleared alerts the list (key a) keeps
 PANE_OF_TAB = {"tab-connections": "connections", "tab-slow": "slow", "tab-tables": "tables", "tab-host": "host"}
+# the Timeline tab polls no pane of its own: its graphs come from the server poll of every round
 WIDE_COLUMNS = 180  # from here on the checklist sits beside the live panes; below, key 5 / l shows it
 
 
@@ -70,7 +74,10 @@ class PreflightApp(App):
         Binding("G", "replay_goto", "Replay: go to a time", id="replay.goto"),
         Binding("question_mark", "toggle_help", "Help: keys and legend", key_display="?", id="help"),
         *[Binding(str(n), f"show_tab({n})", f"Show {name}", show=False, id=f"tab.{n}")
-          for n, name in enumerate(("Connections", "Slow queries", "Tables", "Host", "the checklist"), start=1)],
+          for n, name in enumerate(("Connections", "Slow queries", "Tables", "Host", "the checklist", "the timeline"),
+                                   start=1)],
+        Binding("g", "show_tab(6)", "Graphs: the timeline", id="timeline"),
+        Binding("L", "launch_spike", "Demo: launch spike", id="demo.spike"),
     ]
 
     def __init__(self, config: Config, snapshot: Snapshot | None = None, poll: bool | None = None,
@@ -108,7 +115,9 @@ class PreflightApp(App):
         self._thresholds_error = ""
         self.active_alerts: dict[str, E.AlertChanged] = {}
         self.alert_log: list[E.AlertChanged] = []
-        self.timeline = None
+        self.timeline = Timeline()  # the graphs' series (tui.model.series), fed every round
+        self.target_display: str | None = None  # a recording's target, while replaying
+        self.spike = None  # the demo's launch spike (key L): set by tui.demo.run
         self.digest = TimelineDigest()  # the sign-off's timeline: peaks, alerts, fixes
         self._latest: dict[str, PanePolled] = {}  # each pane's last poll
         self._undrawn: set[str] = set()  # polled while off screen, not drawn yet
@@ -157,7 +166,7 @@ class PreflightApp(App):
 
     def compose(self) -> ComposeResult:
         cfg = self.config
-        header = ServerHeader(cfg.target.display, cfg.refresh, id="header")
+        header = ServerHeader(self.target_display or cfg.target.display, cfg.refresh, id="header")
         header.read_only = cfg.read_only
         yield header
         with Horizontal(id="main"):
@@ -170,7 +179,10 @@ class PreflightApp(App):
                     yield TableSizesPane(cfg.tables_refresh, id="tables")
                 with TabPane("4 Host", id="tab-host"):
                     yield HostPane(id="host")
-            yield ChecklistPane(cfg, autorun=self.polling, canned=self.canned_checklist, id="checklist")
+                with TabPane("6 Timeline", id="tab-timeline"):
+                    yield TimelinePane(self.timeline, id="timeline")
+            yield ChecklistPane(cfg, autorun=self.polling and not self.replaying, canned=self.canned_checklist,
+                                id="checklist")
         yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
@@ -369,7 +381,11 @@ class PreflightApp(App):
         self._draw_timeline()
 
     def _draw_timeline(self) -> None:
-        pass
+        tabs = self._main(TabbedContent)
+        if tabs is not None and tabs.active == "tab-timeline":
+            pane = self._main(TimelinePane)
+            if pane is not None:
+                pane.show(self.timeline)
 
     # -- alerts ---------------------------------------------------------------------------
     def _show_alert(self, ev, toast: bool = True) -> None:
@@ -409,6 +425,8 @@ class PreflightApp(App):
     def check_action(self, action: str, parameters) -> bool | None:
         if action.startswith("replay_"):
             return self.replaying
+        if action == "launch_spike":
+            return self.spike is not None and not self.replaying
         return True
 
     def action_replay_step(self, n: int) -> None:
@@ -693,17 +711,40 @@ class PreflightApp(App):
         self._release_frame()
 
     def action_show_tab(self, n: int) -> None:
+        """1–4 the live panes, 5 the checklist, 6 the timeline."""
         tabs = self._main(TabbedContent)
         if tabs is None or self.screen is not self.screen_stack[0]:
             return
-        panes = list(tabs.query(TabPane))
-        if n == len(panes) + 1:
+        if n == 5:
             self.action_show_checklist()
             return
-        if 1 <= n <= len(panes):
+        tab = {1: "tab-connections", 2: "tab-slow", 3: "tab-tables", 4: "tab-host", 6: "tab-timeline"}.get(n)
+        if tab is not None:
             self.screen_stack[0].remove_class("-checklist")
-            tabs.active = panes[n - 1].id
+            tabs.active = tab
             self.call_after_refresh(self._focus_pane)
+            if tab == "tab-timeline":
+                self.call_after_refresh(self._draw_timeline)
+
+    # -- the demo's launch spike (tui.demo.spike) ------------------------------------------
+    def action_launch_spike(self) -> None:
+        """`L` in the demo: a burst of connections, slow queries and a lock wait; alerts fire and clear."""
+        self.run_worker(self._spike(), group="spike", exclusive=False, name="spike")
+
+    async def _spike(self) -> None:
+        """The demo hands in ``spike``: an async callable(progress) -> summary line, raising with a
+        one-line message (tui.demo.run builds it on tui.demo.spike; the App does not import the demo)."""
+        if self.spike is None:
+            self.notify("the launch spike is the demo's: run pgpreflight demo", severity="warning", timeout=6)
+            return
+        try:
+            line = await self.spike(lambda text: self.notify(text, title="launch spike", markup=False, timeout=5))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self.notify(f"launch spike: {e}", severity="warning", timeout=8)
+            return
+        self.notify(line, title="launch spike", markup=False, timeout=8)
 
     # -- checklist and fixes -----------------------------------------------------------
     def _attach_checklist(self) -> None:
@@ -902,6 +943,9 @@ PALETTE: dict[str, tuple[str, str]] = {
     "tab.3": ("app", "app: show tables"),
     "tab.4": ("app", "app: show host"),
     "tab.5": ("app", "app: show the checklist"),
+    "tab.6": ("app", "app: show the timeline (graphs)"),
+    "timeline": ("app", "app: show the timeline (graphs)"),
+    "demo.spike": ("app", "app: demo launch spike (alerts fire and clear)"),
     "connections.cancel": ("connections", "session: cancel"),
     "connections.terminate": ("connections", "session: terminate"),
     "connections.tag": ("connections", "session: tag"),
@@ -934,3 +978,28 @@ def _binding(cls, binding_id: str) -> Binding | None:
             if isinstance(b, Binding) and b.id == binding_id:
                 return b
     return None
+
+
+def run_app(cfg: Config, identity: dict, prefetched=None, app=None) -> int:
+    """The App with its flight recorder (unless --no-record), closed after the App ends."""
+    from tui.config import EXIT_OK, EXIT_USAGE
+    from tui.watch import open_recorder
+
+    recorder = open_recorder(cfg, identity)
+    if recorder == EXIT_USAGE:
+        return EXIT_USAGE
+    if app is None:
+        app = PreflightApp(cfg, prefetched=prefetched, recorder=recorder)
+    else:
+        app.recorder = recorder
+    try:
+        app.run()
+    finally:
+        if recorder is not None:
+            recorder.close()
+            err = recorder.take_error() if hasattr(recorder, "take_error") else None
+            if err:
+                print(f"pgpreflight: warning: recording: {err}", file=sys.stderr)
+            elif recorder.path is not None:
+                print(f"pgpreflight: recorded to {recorder.path} (pgpreflight replay FILE)", file=sys.stderr)
+    return EXIT_OK
