@@ -238,9 +238,12 @@ class PreflightApp(App):
             return
         try:
             pane_tab = self.query_one(TabbedContent).active
-            tables = self.query_one(f"#{pane_tab}").query(DataTable)
+            tab = self.query_one(f"#{pane_tab}")
+            tables = tab.query(DataTable)
             if tables:
                 tables.first().focus()
+            elif tab.query(TimelinePane):
+                tab.query_one(TimelinePane).query("VerticalScroll").first().focus()
         except Exception:
             pass
 
