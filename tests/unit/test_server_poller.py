@@ -22,6 +22,12 @@ OWN = sql.get("pgss_own", V).replace("{pgss}", "public")
 NAMES[TOTALS], NAMES[OWN] = "pgss_totals", "pgss_own"
 
 
+def poller() -> ServerPoller:
+    p = ServerPoller()
+    p.PGSS_DUTY = 0.0  # read pg_stat_statements on every poll (the polls here come microseconds apart)
+    return p
+
+
 class FakeConn:
     def __init__(self) -> None:
         self.commits, self.rollbacks = 100, 5
@@ -60,7 +66,7 @@ class FakeConn:
 
 
 async def test_rates_states_and_a_stats_reset():
-    conn, p = FakeConn(), ServerPoller()
+    conn, p = FakeConn(), poller()
     first = await p.poll(conn)
     assert first.commits == 100 and first.rollbacks == 5 and first.commits_per_s is None
     assert first.by_state == (("active", 2), ("idle", 2), ("idle in transaction", 1),
@@ -90,7 +96,7 @@ async def test_rates_states_and_a_stats_reset():
 
 
 async def test_own_statements_relearned_only_when_the_entries_change_and_a_minute_passed():
-    conn, p = FakeConn(), ServerPoller()
+    conn, p = FakeConn(), poller()
     await p.poll(conn)
     await p.poll(conn)
     assert [n for n, _a in conn.log].count("pgss_own") == 1
@@ -99,16 +105,22 @@ async def test_own_statements_relearned_only_when_the_entries_change_and_a_minut
     conn.pgss["entries"] = 11
     await p.poll(conn)
     assert [n for n, _a in conn.log].count("pgss_own") == 1  # not yet a minute
-    p.PGSS_RELEARN_S = 0.0
+    conn, p = FakeConn(), poller()
+    p.PGSS_RELEARN_S = 0.0  # a minute has passed, as it were
+    await p.poll(conn)
+    await p.poll(conn)
+    assert [n for n, _a in conn.log].count("pgss_own") == 1  # the entries did not change
+    conn.pgss["entries"] = 11
     conn.own_ids = [11, 12, 13]
     await p.poll(conn)
     await p.poll(conn)
+    assert [n for n, _a in conn.log].count("pgss_own") == 2
     totals = [a for n, a in conn.log if n == "pgss_totals"]
     assert totals[-1] == ([11, 12], [11, 12, 13])  # $1: what the stored totals left out
 
 
 async def test_absent_extension_one_notice_then_found_again():
-    conn, p = FakeConn(), ServerPoller()
+    conn, p = FakeConn(), poller()
     conn.pgss = None
     a = await p.poll(conn)
     b = await p.poll(conn)
@@ -129,7 +141,7 @@ async def test_absent_extension_one_notice_then_found_again():
     (TimeoutError(), "it timed out"),
 ])
 async def test_an_unreadable_extension_turns_the_part_off_for_good(error, reason):
-    conn, p = FakeConn(), ServerPoller()
+    conn, p = FakeConn(), poller()
     conn.pgss_error = error
     info = await p.poll(conn)
     assert info.pgss_calls is None and info.connections == 6  # the header itself goes on
@@ -143,7 +155,7 @@ async def test_an_unreadable_extension_turns_the_part_off_for_good(error, reason
 
 
 async def test_dropped_extension_is_looked_for_again():
-    conn, p = FakeConn(), ServerPoller()
+    conn, p = FakeConn(), poller()
     await p.poll(conn)
     conn.pgss_error = asyncpg.UndefinedFunctionError("function public.pg_stat_statements(boolean) does not exist")
     gone = await p.poll(conn)
@@ -153,3 +165,24 @@ async def test_dropped_extension_is_looked_for_again():
     p.PGSS_RELOCATE_S = 0.0
     back = await p.poll(conn)
     assert back.pgss_calls == 993 and back.calls_per_s is None  # no previous totals since it came back
+
+
+async def test_an_expensive_read_is_spaced_and_its_figures_carried():
+    import asyncio
+    import time
+
+    conn, p = FakeConn(), ServerPoller()
+    p.PGSS_DUTY, p.PGSS_MAX_INTERVAL_S = 1e9, 0.3  # any read "costs" past the cap: the next one 0.3 s later
+    t0 = time.monotonic()
+    await p.poll(conn)
+    conn.pgss.update(calls=2000)
+    second = await p.poll(conn)
+    assert [n for n, _a in conn.log].count("pgss_totals") == 1
+    assert second.pgss_calls == 1000 and second.connections == 6  # carried; the header itself is fresh
+    deadline = time.monotonic() + 5
+    while (third := await p.poll(conn)).pgss_calls == 1000:
+        assert time.monotonic() < deadline, "never read again"
+        await asyncio.sleep(0.02)
+    assert time.monotonic() - t0 >= 0.3
+    assert third.pgss_calls == 1993 and third.calls_per_s > 0
+    assert [n for n, _a in conn.log].count("pgss_totals") == 2

@@ -31,11 +31,20 @@ class ServerPoller:
 
     The pg_stat_statements part is optional (``parts``, as the panes' pollers have): an extension not
     created here is looked for again once a minute, quietly after the first notice; not loaded, not
-    readable or too slow, it turns itself off for good with one notice."""
+    readable or too slow, it turns itself off for good with one notice.
+
+    Its cost grows with the entries (pg_stat_statements(false) builds every row: about 5 ms of server time
+    at 5,000), so it is read at most every PGSS_DUTY times its last duration (0.1 % of the time; every poll
+    while it is cheap, every ~5 s at 5,000 entries), at most PGSS_MAX_INTERVAL_S apart; between two reads
+    a poll carries the last interval's figures. The own statements' ids (a read of the texts) are learned
+    on the first read, then again only when the entries changed, at most every PGSS_RELEARN_S or
+    PGSS_DUTY times that read's duration, whichever is longer."""
 
     PGSS_PART = "statement latency"
     PGSS_RELOCATE_S = 60.0  # not created: look again this often (CREATE EXTENSION may come, by a fix)
     PGSS_RELEARN_S = 60.0  # own statements' ids learned again at most this often, when the entries changed
+    PGSS_DUTY = 1000.0  # the next read after this many times the last one's duration
+    PGSS_MAX_INTERVAL_S = 30.0
 
     def __init__(self, pgss_timeout_s: float = 1.0) -> None:
         self._prev: ServerInfo | None = None
@@ -51,7 +60,9 @@ class ServerPoller:
         self._own_ids: list[int] = []  # pgpreflight's own statements, left out of the totals
         self._own_basis: list[int] = []  # the ids left out of the stored previous totals
         self._own_entries: int | None = None  # pg_stat_statements' entries when the ids were learned
-        self._own_learned_at = 0.0
+        self._own_next_at = 0.0  # when the ids may be learned again
+        self._pgss_next_at = 0.0  # when the totals are read next
+        self._pgss_last: tuple = (None, None, None, None)  # the last read's figures, carried in between
         self._pgss_prev: tuple[float, int, float] | None = None  # (monotonic, calls, ms) on _own_basis
 
     async def poll(self, conn: asyncpg.Connection, with_size: bool = False) -> ServerInfo:
@@ -111,16 +122,22 @@ class ServerPoller:
                 return none
             self._pgss, self._pgss_prev, self._own_entries = loc["schema"], None, None
             self.parts.off.pop(self.PGSS_PART, None)  # back on: created since
+        if now < self._pgss_next_at:
+            return self._pgss_last
         totals = sql.get("pgss_totals", self.version_num).replace("{pgss}", self._pgss)
         ids = self._own_ids
         try:
             # an optional query: a short client-side timeout (asyncpg sends a cancel request)
+            t0 = time.perf_counter()
             r = await conn.fetchrow(totals, self._own_basis, ids, timeout=self.pgss_timeout_s)
-            relearn = self._own_entries is None or (
-                r["entries"] != self._own_entries and now - self._own_learned_at >= self.PGSS_RELEARN_S)
+            cost = time.perf_counter() - t0
+            self._pgss_next_at = now + min(self.PGSS_MAX_INTERVAL_S, cost * self.PGSS_DUTY)
+            relearn = self._own_entries is None or (r["entries"] != self._own_entries and now >= self._own_next_at)
             if relearn:
                 own = sql.get("pgss_own", self.version_num).replace("{pgss}", self._pgss)
+                t0 = time.perf_counter()
                 learned = await conn.fetchval(own, timeout=self.pgss_timeout_s)
+                self._own_next_at = now + max(self.PGSS_RELEARN_S, (time.perf_counter() - t0) * self.PGSS_DUTY)
         except asyncpg.ObjectNotInPrerequisiteStateError:
             self._pgss_for_good = True
             self.parts.turn_off(self.PGSS_PART, "pg_stat_statements is not loaded (shared_preload_libraries)")
@@ -144,8 +161,9 @@ class ServerPoller:
         self._pgss_prev, self._own_basis = (now, calls, ms), ids
         if relearn:
             self._own_ids = sorted(int(i) for i in (learned or ()))
-            self._own_entries, self._own_learned_at = int(r["entries"]), now
-        return calls, ms, cps, mean
+            self._own_entries = int(r["entries"])
+        self._pgss_last = (calls, ms, cps, mean)
+        return self._pgss_last
 
 
 def _rate(cur: int | None, prev: int | None, dt: float) -> float | None:

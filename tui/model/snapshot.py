@@ -36,8 +36,10 @@ class ServerInfo:
     lock_waiting: int | None = None  # client backends with wait_event_type 'Lock'
     oldest_xact_s: float | None = None  # the oldest open transaction's age (not the poll's own); None: none
     # pg_stat_statements of this database, without query texts and without pgpreflight's own statements:
-    # cumulative totals, and per interval from the previous poll. None: the extension is absent, not readable,
-    # or (for the rates) the first poll, a stats reset, or no calls in the interval (mean_ms)
+    # cumulative totals, and per interval from the previous read (every poll while the read is cheap, else
+    # less often: a poll in between carries the last read's figures; tui.db.poller.ServerPoller). None: the
+    # extension is absent or not readable, or (for the rates) the first read, a stats reset, or no calls in
+    # the interval (mean_ms)
     pgss_calls: int | None = None
     pgss_total_ms: float | None = None
     calls_per_s: float | None = None
