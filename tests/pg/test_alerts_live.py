@@ -58,3 +58,33 @@ async def test_a_lock_wait_raises_an_alert_in_the_header_and_the_list_then_clear
             await wait
         for c in (holder, waiter, admin):
             await c.close()
+
+
+async def test_the_app_records_its_rounds_with_their_alerts_and_fills_the_timeline(cluster, state_dir, tmp_path):
+    """The App as a consumer of the monitor: every round into the recorder (an alert kept with the
+    round that raised it), and the Timeline's series filled whatever pane is on screen."""
+    from tui.model import events as E
+    from tui.recorder import Recorder
+    from tui.replay import Recording
+
+    dsn = cluster.dsn("postgres")
+    path = tmp_path / "app.sqlite"
+    rec = Recorder.open(state_dir, "test-app", path=path)
+    app = PreflightApp(Config(target=resolve_target(dsn, env={}), state_dir=state_dir, refresh=0.2),
+                       thresholds=Thresholds().with_overrides(["connections_pct=0"]), recorder=rec)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: "connections_pct" in app.active_alerts, what="the alert")
+            await until(pilot, lambda: app.polls["server"] >= 4, what="four rounds")
+            await pilot.press("6")
+            await until(pilot, lambda: app.query_one("#body").active == "tab-timeline", what="the Timeline tab")
+            assert app.timeline.latest().get("connections", 0) >= 1
+            assert len(app.timeline.series("connections", "5m")) >= 4
+    finally:
+        rec.close()
+    with Recording(path) as r:
+        rounds = list(r.rounds())
+        assert len(rounds) >= 4
+        with_alert = [x for x in rounds if any(isinstance(e, E.AlertChanged) for e in x.events)]
+        assert with_alert and isinstance(with_alert[0].events[-1], E.RoundEnded)
+        assert any(isinstance(e, E.ConnectionsPolled) for x in rounds for e in x.events)

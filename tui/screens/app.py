@@ -304,12 +304,15 @@ class PreflightApp(App):
         try:
             async for ev in gen:
                 rec = self.recorder
+                if isinstance(ev, E.RoundEnded):
+                    self._take_round(pending)  # its alerts are recorded before its end, so kept with it
+                    pending = []
+                    if rec is not None:
+                        rec.take(ev)
+                    continue
                 if rec is not None:
                     rec.take(ev)
-                if isinstance(ev, E.RoundEnded):
-                    self._take_round(pending)
-                    pending = []
-                elif isinstance(ev, E.ConnectionChanged):
+                if isinstance(ev, E.ConnectionChanged):
                     if pending:  # a round cut short by the failure: what it got is still news
                         self._take_round(pending)
                         pending = []
