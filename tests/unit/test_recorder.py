@@ -517,8 +517,14 @@ def test_replay_text_and_bad_files(recording, tmp_path, capsys):
         assert len(err.splitlines()) == 1 and what in err and "Traceback" not in err
     assert main(["replay", str(recording), "--format", "json", "--from", "yesterday"]) == 2
     assert "--from" in capsys.readouterr().err
-    assert main(["replay", str(recording)]) == 2  # the TUI: not in this module yet, one line
-    assert "replay" in capsys.readouterr().err
+    import tui.replay as replay_module
+    from unittest import mock
+
+    with mock.patch.object(replay_module, "run_replay_tui", return_value=0) as tui:  # the TUI (not run here)
+        assert main(["replay", str(recording)]) == 0
+    assert str(tui.call_args.args[0]) == str(recording)
+    assert main(["replay", str(tmp_path / "none.sqlite")]) == 2  # a missing file: one line, before the TUI
+    assert "none.sqlite" in capsys.readouterr().err
 
 
 def test_parse_time():

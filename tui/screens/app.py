@@ -115,7 +115,7 @@ class PreflightApp(App):
         self._thresholds_error = ""
         self.active_alerts: dict[str, E.AlertChanged] = {}
         self.alert_log: list[E.AlertChanged] = []
-        self.timeline = Timeline()  # the graphs' series (tui.model.series), fed every round
+        self.timeline = Timeline(refresh_s=config.refresh)  # the graphs' series (tui.model.series), fed every round
         self.target_display: str | None = None  # a recording's target, while replaying
         self.spike = None  # the demo's launch spike (key L): set by tui.demo.run
         self.digest = TimelineDigest()  # the sign-off's timeline: peaks, alerts, fixes
