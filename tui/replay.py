@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 from tui.model import events as E
+from tui.model.wake import sleep_or_wake
 from tui.model.snapshot import Snapshot
 from tui.recorder import FORMAT, RecordingError, connect_ro, decode, loads, payload_bytes
 
@@ -501,26 +502,10 @@ class Replayer:
 
     async def _wait(self, seconds: float | None) -> bool:
         """Until ``seconds`` have passed (None: forever) or an input came; True when one came."""
-        if self._wake.is_set():
-            return True
         if seconds is None:
             await self._wake.wait()
             return True
-        if self._sleep_fn is None:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-                return True
-            except asyncio.TimeoutError:
-                return False
-        sleeper = asyncio.ensure_future(self._sleep_fn(seconds))
-        waker = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (sleeper, waker):
-                t.cancel()
-            await asyncio.gather(sleeper, waker, return_exceptions=True)
-        return self._wake.is_set()
+        return await sleep_or_wake(self._wake, seconds, self._sleep_fn)
 
 
 # -- the command -----------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from tui.model.events import (
     ServerPolled, SlowQueriesPolled, TablesPolled,
 )
 from tui.model.snapshot import REMOTE_HOST_MESSAGE, ConnectionState
+from tui.model.wake import sleep_or_wake
 
 BACKOFF_CAP_S = 20.0
 POLL_LOCK_TIMEOUT_MS = 500  # size functions must not queue behind a migration's lock for long
@@ -290,22 +291,7 @@ class Monitor:
 
     async def _sleep(self, seconds: float) -> None:
         """Until ``seconds`` have passed or an input changed."""
-        if self._wake.is_set():
-            return
-        if self._sleep_fn is None:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-            except asyncio.TimeoutError:
-                pass
-            return
-        sleeper = asyncio.ensure_future(self._sleep_fn(seconds))
-        waker = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (sleeper, waker):
-                t.cancel()
-            await asyncio.gather(sleeper, waker, return_exceptions=True)
+        await sleep_or_wake(self._wake, seconds, self._sleep_fn)
 
     def _drop_connection(self) -> None:
         try:
