@@ -65,10 +65,11 @@ class ServerHeader(TextLines):
         # the state flags come first, before anything that can be cut: PAUSED, DISCONNECTED with the
         # reconnect countdown, STALE with its age, READ-ONLY, STANDBY
         flags = self.flags()
-        for text, style in flags:
+        alert = self.alert_flag()
+        for text, style in flags + ([alert] if alert else []):
             line2.append(text, style=style)
             line2.append(" ")
-        if st.status == "connected" and not any(not t.startswith("▲") for t, _ in flags):
+        if st.status == "connected" and not flags:
             line2.append("● connected ", style="bold green")
         elif st.status == "connecting":
             line2.append("○ connecting… ", style="bold yellow")
@@ -110,10 +111,14 @@ class ServerHeader(TextLines):
             out.append(("READ-ONLY", "bold reverse magenta"))
         if i is not None and i.in_recovery:
             out.append(("STANDBY", "bold reverse yellow"))
-        if self.alerts:
-            names = ",".join(a.name for a in self.alerts)
-            out.append((f"▲ {len(self.alerts)} ALERT{'S' if len(self.alerts) > 1 else ''} ({names}) a", "bold reverse red"))
         return out
+
+    def alert_flag(self) -> tuple[str, str] | None:
+        """The raised alerts, drawn right after the state flags (they are no state of the link)."""
+        if not self.alerts:
+            return None
+        names = ",".join(a.name for a in self.alerts)
+        return (f"▲ {len(self.alerts)} ALERT{'S' if len(self.alerts) > 1 else ''} ({names}) a", "bold reverse red")
 
     _since: float = 0.0
     _since_key: object = None
