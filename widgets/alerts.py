@@ -62,15 +62,16 @@ def alerts_text(active, log, thresholds, now: datetime | None = None) -> Text:
             t.append(f"  {name:<22}", style="bold")
             t.append(f" alert when {OPS[spec.breach]} {fmt_value(name, thresholds[name]):<14}")
             t.append(f" {thresholds.source(name)}\n", style="dim")
-    t.append("\nc confirms these thresholds (the checklist's alerts item); Esc or a closes.", style="dim")
+    t.append("\nc confirms these thresholds; Esc or a closes.", style="dim")
     return t
 
 
 class AlertsScreen(ModalScreen[None]):
     DEFAULT_CSS = """
-    AlertsScreen { align: center middle; }
+    AlertsScreen { align: center bottom; }
     AlertsScreen > VerticalScroll {
-        width: 100%; max-width: 110; height: 100%; max-height: 40;
+        /* the header's two lines (PAUSED, DISCONNECTED, STALE...) stay visible above it at 80x24 */
+        width: 100%; max-width: 110; height: auto; max-height: 21; margin-bottom: 1;
         border: round $error; background: $surface; padding: 0 1;
     }
     """

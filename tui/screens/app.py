@@ -423,7 +423,8 @@ class PreflightApp(App):
         pane = self._main(ChecklistPane)
         t = self.alert_book.thresholds
         if pane is None or not hasattr(pane, "confirm_thresholds"):
-            self.notify("thresholds not confirmed: the checklist is not loaded", severity="warning", timeout=6)
+            self.notify("not stored yet: the checklist's 'Alert thresholds defined' is still ticked by hand "
+                        "(space on the item)", severity="warning", timeout=8)
             return
         pane.confirm_thresholds(dict(t.values))
 
