@@ -149,11 +149,11 @@ def _allowed(node: DOMNode, b: Binding) -> bool:
         return True
 
 
-def key_sections(screen) -> list[tuple[str, list[tuple[str, str]]]]:
-    """(title, [(keys, description)]): the focus and its ancestors, then the screen and the app,
-    then Textual's own navigation keys of the focused widget."""
+def key_sections(screen, focused=None) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(title, [(keys, description)]): the focus (or ``focused``, the widget the caller means is in
+    view) and its ancestors, then the screen and the app, then Textual's own navigation keys."""
     app = screen.app
-    focused = screen.focused
+    focused = focused if focused is not None else screen.focused
     chain = list(focused.ancestors_with_self) if focused is not None else [screen]
     chain = [n for n in chain if n is not app]
     local: list[tuple[str, str]] = []
@@ -245,8 +245,8 @@ class HelpScreen(ModalScreen[None]):
         self.pane = pane
 
     @classmethod
-    def for_screen(cls, screen, threshold_s: float = 60.0) -> "HelpScreen":
-        sections = key_sections(screen)
+    def for_screen(cls, screen, threshold_s: float = 60.0, focused=None) -> "HelpScreen":
+        sections = key_sections(screen, focused)
         legend = legends(threshold_s)
         first = sections[0][0].split(" (")[0]
         # the legend of the pane in view first

@@ -862,7 +862,21 @@ class PreflightApp(App):
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss(None)
             return
-        self.push_screen(HelpScreen.for_screen(self.screen, self.config.idle_in_xact_threshold_s))
+        self.push_screen(HelpScreen.for_screen(self.screen, self.config.idle_in_xact_threshold_s,
+                                               focused=self._in_view()))
+
+    def _in_view(self):
+        """The widget whose keys the help lists first: the focus, unless a tab switch has hidden it
+        and the focus has not followed yet (then the table of the tab in view)."""
+        focused = self.screen.focused
+        if self.screen is not self.screen_stack[0] or (focused is not None and focused.is_on_screen):
+            return None
+        try:
+            tab = self.query_one(f"#{self.query_one(TabbedContent).active}")
+            tables = tab.query(DataTable)
+            return tables.first() if tables else None
+        except Exception:
+            return None
 
     def get_system_commands(self, screen):
         """Every action in the command palette under a namespaced name ("session: terminate"),
